@@ -1,0 +1,79 @@
+"""Files a run or `ganrun sample` writes: image grids, 2-D scatter plots, npz arrays.
+
+Every writer is deterministic (same tensors, same bytes) and atomic (temp file + rename),
+so a crash never leaves a half-written file and two samplings with one seed compare equal.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torchvision.utils import make_grid
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write bytes to path via a temp file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float (N, C, H, W) -> uint8 (N, C, H, W), rounding to the nearest level."""
+    return images.detach().float().cpu().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid(images: torch.Tensor, path: str | Path) -> None:
+    """A square-ish grid PNG of [-1, 1] images (N, C, H, W)."""
+    grid = make_grid(to_uint8(images), nrow=max(1, math.ceil(math.sqrt(images.shape[0]))), padding=2)
+    array = grid.permute(1, 2, 0).numpy()
+    atomic_write(path, png_bytes(array[..., 0] if images.shape[1] == 1 else array))
+
+
+def save_scatter(points: torch.Tensor, path: str | Path, size: int = 512) -> None:
+    """A scatter PNG of 2-D points, the axes fitted to the points with a 5% margin."""
+    pts = points.detach().float().cpu()
+    lo, hi = pts.min(0).values, pts.max(0).values
+    span = (hi - lo).max().clamp_min(1e-6) * 1.1
+    centre = (hi + lo) / 2
+    pix = ((pts - centre) / span + 0.5) * (size - 1)
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    for x, y in pix.tolist():
+        y = size - 1 - y
+        draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=(31, 119, 180))
+    atomic_write(path, png_bytes(np.asarray(img)))
+
+
+def save_samples(samples: torch.Tensor, path: str | Path) -> None:
+    """Images become a grid, 2-D points a scatter plot."""
+    (save_grid if samples.dim() == 4 else save_scatter)(samples, path)
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """np.savez with fixed zip timestamps, so equal arrays give equal bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
+    atomic_write(path, buf.getvalue())

@@ -1,0 +1,95 @@
+"""The one place that calls hydra.utils.instantiate, injecting values known only at run time.
+
+YAML names classes with `_target_`; the data decides the sample shape (and class count),
+which is passed to the models here rather than repeated in every model YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from ganrun.ema import ema_copy
+from ganrun.errors import GanrunError
+from ganrun.losses.base import AdversarialLoss
+from ganrun.state import TrainState
+
+
+def make(node: DictConfig, key: str, **runtime: Any) -> Any:
+    """instantiate(node, **runtime), turning config mistakes into one clear GanrunError."""
+    try:
+        return instantiate(node, _convert_="all", **runtime)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, GanrunError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        first = str(err).strip().splitlines()
+        raise GanrunError(
+            f"{key}: could not build {node.get('_target_', '?')}: {' '.join(first[-2:])}. "
+            f"Check the keys under {key} (`ganrun train --cfg job` prints them)."
+        ) from None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GanrunError(
+            "trainer.device=cuda but no CUDA GPU is visible. Use trainer.device=auto or "
+            "trainer.device=cpu (trainer=cpu), or run on a machine with a GPU."
+        )
+    return torch.device(name)
+
+
+def check_trainer(trainer: DictConfig, device: torch.device) -> None:
+    """Impossible combinations fail before any work, naming the keys and the fix."""
+    if trainer.precision == "fp16" and device.type != "cuda":
+        raise GanrunError(
+            "trainer.precision=fp16 needs a CUDA device (fp16 autocast with a grad scaler); "
+            f"this run is on {device.type}. Use trainer.precision=bf16 or fp32 on CPU."
+        )
+    for key in ("max_steps", "batch_size", "n_critic", "n_samples"):
+        if trainer[key] < (0 if key == "max_steps" else 1):
+            raise GanrunError(f"trainer.{key}={trainer[key]} must be positive.")
+    for key in ("log_every", "sample_every", "ckpt_every"):
+        if trainer[key] < 0:
+            raise GanrunError(f"trainer.{key}={trainer[key]} must be >= 0 (0: only at the end).")
+    if not 0.0 <= trainer.ema_decay < 1.0:
+        raise GanrunError(f"trainer.ema_decay={trainer.ema_decay} must be in [0, 1).")
+
+
+def build_data(cfg: DictConfig) -> Any:
+    return make(cfg.dataset, "dataset")
+
+
+def build_generator(model: DictConfig, data_shape: tuple[int, ...]) -> torch.nn.Module:
+    return make(model.generator, "model.generator", data_shape=tuple(data_shape))
+
+
+def build_loss(cfg: DictConfig) -> AdversarialLoss:
+    return make(cfg.loss, "loss")
+
+
+def build_state(cfg: DictConfig, data_shape: tuple[int, ...], device: torch.device) -> TrainState:
+    """Models (seeded), EMA copy, optimizers and grad scalers, on `device`."""
+    torch.manual_seed(cfg.seed)
+    G = build_generator(cfg.model, data_shape).to(device)
+    D = make(cfg.model.discriminator, "model.discriminator", data_shape=tuple(data_shape)).to(device)
+    opt_g = make(cfg.optimizer.g, "optimizer.g")(G.parameters())
+    opt_d = make(cfg.optimizer.d, "optimizer.d")(D.parameters())
+    fp16 = cfg.trainer.precision == "fp16"
+    return TrainState(
+        G=G,
+        D=D,
+        G_ema=ema_copy(G),
+        opt_g=opt_g,
+        opt_d=opt_d,
+        scaler_g=torch.amp.GradScaler(device.type, enabled=fp16),
+        scaler_d=torch.amp.GradScaler(device.type, enabled=fp16),
+    )

@@ -1,0 +1,46 @@
+"""Typed schemas for the config keys that are not `_target_` objects.
+
+Registered in Hydra's ConfigStore and named in the defaults lists, so a typo
+(`trainer.max_step=10`) or a wrong type (`trainer.batch_size=big`) fails at compose time,
+before any work, with Hydra's message naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from hydra.core.config_store import ConfigStore
+
+
+class Device(str, Enum):
+    auto = "auto"  # cuda when available, else cpu
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"  # autocast to bfloat16 (CUDA or CPU)
+    fp16 = "fp16"  # autocast to float16 with a grad scaler (CUDA only)
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 2000  # generator steps
+    batch_size: int = 64  # images per D step and per G step
+    n_critic: int = 1  # D steps per G step
+    device: Device = Device.auto
+    precision: Precision = Precision.fp32
+    compile: bool = False  # torch.compile G and D
+    ema_decay: float = 0.999  # EMA of G's weights; samples come from the EMA copy
+    log_every: int = 50  # steps between metrics.jsonl lines
+    sample_every: int = 500  # steps between sample grids (fixed noise)
+    ckpt_every: int = 1000  # steps between step_<N>.pt (last.pt is also kept)
+    n_samples: int = 64  # images in each sample grid
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+
+
+def register() -> None:
+    """Put the schemas in Hydra's ConfigStore (called by the CLI and tests before composing)."""
+    ConfigStore.instance().store(group="trainer", name="schema", node=TrainerConfig)

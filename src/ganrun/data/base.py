@@ -1,0 +1,82 @@
+"""The data contract the training loop relies on, and in-memory image batching.
+
+Every dataset exposes `shape` (one sample: (C, H, W) or (2,)), `num_classes` (None when
+unlabelled) and `batches(batch_size, seed, start, device)`: an endless iterator whose k-th
+batch is a pure function of (seed, k). That is what makes resume exact without saving a
+loader's state: a run resumed at step s simply starts at batch s * n_critic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ganrun.errors import GanrunError
+
+Batch = tuple[Tensor, Tensor | None]
+
+
+def mixed_seed(seed: int, index: int) -> int:
+    """A distinct 63-bit generator seed per (run seed, index)."""
+    return (seed * 1_000_003 + index * 7_919 + 1) & ((1 << 63) - 1)
+
+
+def batch_indices(n: int, batch_size: int, seed: int, start: int = 0) -> Iterator[Tensor]:
+    """Index batches over epochs of fresh permutations (the ragged tail of each is dropped)."""
+    if batch_size > n:
+        raise GanrunError(
+            f"trainer.batch_size={batch_size} is larger than the dataset ({n} samples). "
+            f"Lower trainer.batch_size to at most {n}."
+        )
+    per_epoch = n // batch_size
+    epoch, offset = divmod(start, per_epoch)
+    while True:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(mixed_seed(seed, epoch)))
+        for j in range(offset, per_epoch):
+            yield perm[j * batch_size : (j + 1) * batch_size]
+        epoch, offset = epoch + 1, 0
+
+
+def resize_uint8(images: Tensor, resolution: int) -> Tensor:
+    """Resize a uint8 (N, C, H, W) stack to resolution x resolution (antialiased bilinear)."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    out = F.interpolate(
+        images.float(), size=(resolution, resolution), mode="bilinear", antialias=True,
+        align_corners=False,
+    )
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+class InMemoryImages:
+    """Images kept as one uint8 tensor (on the training device once batching starts).
+
+    Batches are gathered by index on that device and scaled to [-1, 1]: no DataLoader and
+    no per-step host copies for the datasets that fit in memory.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor | None, num_classes: int | None) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"expected uint8 (N, C, H, W) images, got {images.dtype} {tuple(images.shape)}")
+        self.images = images
+        self.labels = labels
+        self.num_classes = num_classes
+        self.shape: tuple[int, ...] = tuple(images.shape[1:])
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batches(self, batch_size: int, seed: int, start: int = 0, device: str | torch.device = "cpu") -> Iterator[Batch]:
+        images = self.images.to(device)
+        labels = None if self.labels is None else self.labels.to(device)
+        for idx in batch_indices(len(self), batch_size, seed, start):
+            idx = idx.to(device)
+            x = images[idx].float().div_(127.5).sub_(1.0)
+            yield x, (None if labels is None else labels[idx])
+
+    def preview(self, n: int) -> Tensor:
+        """The first n images in [-1, 1], for reals.png."""
+        return self.images[:n].float() / 127.5 - 1.0

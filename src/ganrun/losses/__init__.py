@@ -1,0 +1,1 @@
+"""Adversarial objectives, one file each; penalties are composable pure functions."""

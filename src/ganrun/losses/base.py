@@ -1,0 +1,56 @@
+"""What every objective shares: run D, score the logits, add the configured penalties.
+
+Losses only compute tensors and return logs; the training loop owns backward, the grad
+scaler and the optimizers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from ganrun.losses.penalties import Penalty
+
+Logs = dict[str, Tensor]
+
+
+class AdversarialLoss:
+    """An objective on discriminator logits plus weighted penalties on D.
+
+    Subclasses implement `d_objective(real_logits, fake_logits)` and `g_objective(fake_logits)`
+    as batch means; they never see the networks, so the math stays testable on plain tensors.
+    """
+
+    def __init__(self, penalties: Mapping[str, Penalty] | None = None) -> None:
+        self.penalties = dict(penalties or {})
+
+    def d_objective(self, real: Tensor, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def g_objective(self, fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def d_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
+        """D's loss on a real batch and a (detached) generated batch."""
+        fake = fake.detach()
+        real_logits, fake_logits = D(real), D(fake)
+        loss = self.d_objective(real_logits.float(), fake_logits.float())
+        logs: Logs = {"d/real": real_logits.detach().mean(), "d/fake": fake_logits.detach().mean()}
+        for name, penalty in self.penalties.items():
+            value = penalty(D, real, fake)
+            loss = loss + penalty.weight * value
+            logs[name] = value.detach()
+        logs["loss/d"] = loss.detach()
+        return loss, logs
+
+    def g_loss(self, D: nn.Module, fake: Tensor) -> tuple[Tensor, Logs]:
+        """G's loss on a generated batch (gradients flow through D into G)."""
+        loss = self.g_objective(D(fake).float())
+        return loss, {"loss/g": loss.detach()}
+
+
+def mean_softplus(x: Tensor) -> Tensor:
+    """mean(log(1 + e^x)), the numerically stable form of -log(sigmoid(-x))."""
+    return torch.nn.functional.softplus(x).mean()

@@ -1,0 +1,1 @@
+"""Generator/discriminator pairs, one file per architecture family."""

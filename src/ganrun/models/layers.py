@@ -1,0 +1,47 @@
+"""Blocks and initialisations shared by the architecture files."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from ganrun.errors import GanrunError
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """N(0, 0.02) weights for conv/linear layers and N(1, 0.02) BatchNorm scales (Radford et al.)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def image_shape(data_shape: tuple[int, ...], model: str) -> tuple[int, int]:
+    """(channels, resolution) of square image data, or a clear error for points or odd sizes."""
+    if len(data_shape) != 3 or data_shape[1] != data_shape[2]:
+        raise GanrunError(
+            f"model={model} needs square images (C, H, H) but the dataset gives samples of shape "
+            f"{tuple(data_shape)}. Use model=mlp for 2-D point datasets (ring8, grid25), or pick "
+            f"an image dataset."
+        )
+    return data_shape[0], data_shape[1]
+
+
+def upsampling_plan(resolution: int, model: str) -> tuple[int, int]:
+    """(start size, number of x2 stages) so that start * 2**stages == resolution, start in {4, 7}.
+
+    4 covers the powers of two (16, 32, 64, 128...), 7 covers MNIST's 28.
+    """
+    for start in (4, 7):
+        stages = math.log2(resolution / start)
+        if stages >= 1 and stages == int(stages):
+            return start, int(stages)
+    raise GanrunError(
+        f"model={model} cannot build images of resolution {resolution}: it doubles a 4x4 or 7x7 "
+        f"map, so the resolution must be 4 or 7 times a power of two (16, 28, 32, 64, 128...). "
+        f"Set dataset.resolution to one of those."
+    )

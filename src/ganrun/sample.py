@@ -1,0 +1,46 @@
+"""`ganrun sample`: draw from a checkpoint's generator, rebuilt from the config inside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from ganrun.artifacts import save_grid, save_scatter, to_uint8, write_npz
+from ganrun.build import build_generator, resolve_device
+from ganrun.errors import GanrunError
+from ganrun.state import load_checkpoint, resolve_checkpoint, run_folder_of
+
+
+@torch.no_grad()
+def generate(G: torch.nn.Module, z: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([G(chunk).float().cpu() for chunk in z.split(batch_size)])
+
+
+def sample(cfg: DictConfig, console: Console | None = None) -> Path:
+    """Write grid.png (or scatter.png) and samples.npz; returns the output folder."""
+    console = console or Console()
+    if cfg.n < 1:
+        raise GanrunError(f"n={cfg.n}: the number of samples must be at least 1.")
+    path = resolve_checkpoint(cfg.ckpt, "ckpt")
+    ckpt = load_checkpoint(path, "ckpt")
+    saved = OmegaConf.create(ckpt["config"])
+    device = resolve_device(cfg.device)
+    G = build_generator(saved.model, tuple(ckpt["data"]["shape"])).to(device)
+    G.load_state_dict(ckpt["G_ema" if cfg.ema else "G"])
+    G.eval()
+
+    z = torch.randn(cfg.n, saved.model.z_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    samples = generate(G, z.to(device), cfg.batch_size)
+    out = Path(cfg.out) if cfg.out else run_folder_of(path) / f"samples_{ckpt['step']:07d}"
+    if samples.dim() == 4:
+        save_grid(samples, out / "grid.png")
+        write_npz(out / "samples.npz", images=to_uint8(samples).permute(0, 2, 3, 1).numpy())
+    else:
+        save_scatter(samples, out / "scatter.png")
+        write_npz(out / "samples.npz", points=samples.numpy().astype(np.float32))
+    console.print(f"{cfg.n} samples from {path} (step {ckpt['step']}) -> {out}")
+    return out

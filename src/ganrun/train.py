@@ -1,0 +1,142 @@
+"""train(cfg): build everything from the config, fit, write the run folder, summarise."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from ganrun.artifacts import save_samples
+from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
+from ganrun.errors import GanrunError
+from ganrun.loop import LoopConfig, fit
+from ganrun.resume import resumed_config
+from ganrun.state import (
+    TrainState,
+    checkpoint_payload,
+    load_checkpoint,
+    resolve_checkpoint,
+    run_folder_of,
+    save_checkpoint,
+    set_rng_state,
+)
+from ganrun.tracking import Tracker, log, setup_logging, teardown_logging, truncate_metrics
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_factory(device: torch.device, precision: str):
+    dtype = AUTOCAST_DTYPES.get(precision)
+    if dtype is None:
+        return contextlib.nullcontext
+    return functools.partial(torch.autocast, device.type, dtype=dtype)
+
+
+def prepare_run_dir(run_dir: Path, continuing: bool) -> None:
+    """A new run must not land on an old one; only a resume may reuse a run folder."""
+    taken = [n for n in ("checkpoints", "metrics.jsonl") if (run_dir / n).exists()]
+    if taken and not continuing:
+        raise GanrunError(
+            f"hydra.run.dir={run_dir} already holds a run ({', '.join(taken)}); refusing to "
+            f"overwrite it. Pick a new hydra.run.dir, or continue that run with "
+            f"resume={run_dir}."
+        )
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+
+
+def write_config(run_dir: Path, cfg: DictConfig, overrides: list[str], hydra_cfg: DictConfig | None) -> None:
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(exist_ok=True)
+    (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    (hydra_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    if hydra_cfg is not None:
+        (hydra_dir / "hydra.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+
+
+def summary_table(run_dir: Path, state: TrainState, wall: float, last: dict[str, float]) -> Table:
+    table = Table(title="ganrun train", show_header=False)
+    table.add_row("run folder", str(run_dir))
+    table.add_row("steps", str(state.step))
+    table.add_row("wall time", f"{wall:.1f} s")
+    for key in ("loss/d", "loss/g", "perf/img_per_s"):
+        if key in last:
+            table.add_row(key, f"{last[key]:.4g}")
+    table.add_row("checkpoint", str(run_dir / "checkpoints" / "last.pt"))
+    return table
+
+
+def train(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    hydra_cfg: DictConfig | None = None,
+    console: Console | None = None,
+) -> dict[str, float]:
+    """Train the GAN `cfg` describes into `run_dir`; returns the last logged metrics."""
+    start = time.perf_counter()
+    console = console or Console()
+    run_dir = Path(run_dir).resolve()
+    # plain values from here on (enums as strings, interpolations resolved)
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    ckpt, continuing = None, False
+    if cfg.resume:
+        ckpt_path = resolve_checkpoint(cfg.resume, "resume")
+        ckpt = load_checkpoint(ckpt_path, "resume")
+        cfg = resumed_config(ckpt["config"], cfg, overrides)
+        continuing = run_folder_of(ckpt_path) == run_dir
+
+    trainer = cfg.trainer
+    device = resolve_device(trainer.device)
+    check_trainer(trainer, device)
+    if trainer.threads:
+        torch.set_num_threads(trainer.threads)
+    data = build_data(cfg)
+    state = build_state(cfg, data.shape, device)
+    loss = build_loss(cfg)
+    if ckpt is not None:
+        state.load_state_dict(ckpt)
+        if state.step > trainer.max_steps:
+            raise GanrunError(
+                f"resume={cfg.resume} is at step {state.step}, past trainer.max_steps="
+                f"{trainer.max_steps}. Pass a larger trainer.max_steps to train further."
+            )
+
+    prepare_run_dir(run_dir, continuing)
+    handlers = setup_logging(run_dir, console)
+    try:
+        write_config(run_dir, cfg, overrides, hydra_cfg)
+        if continuing:
+            truncate_metrics(run_dir / "metrics.jsonl", state.step)
+        else:
+            save_samples(data.preview(trainer.n_samples), run_dir / "reals.png")
+        log.info("run folder %s (%s, step %d -> %d)", run_dir, device, state.step, trainer.max_steps)
+        config = OmegaConf.to_container(cfg)
+        data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
+
+        def checkpoint(periodic: bool) -> None:
+            folder = run_dir / "checkpoints"
+            paths = ([folder / f"step_{state.step:07d}.pt"] if periodic else []) + [folder / "last.pt"]
+            save_checkpoint(checkpoint_payload(state, config, data_facts), paths)
+
+        z_dim = cfg.model.z_dim
+        fixed_z = torch.randn(trainer.n_samples, z_dim, generator=torch.Generator().manual_seed(cfg.seed))
+        batches = data.batches(trainer.batch_size, cfg.seed, state.step * trainer.n_critic, device)
+        if ckpt is not None:
+            set_rng_state(ckpt["rng"])
+        loop_cfg = LoopConfig(**{k: trainer[k] for k in LoopConfig.__dataclass_fields__})
+        last = fit(
+            state, loss, batches, loop_cfg, z_dim, fixed_z.to(device),
+            autocast_factory(device, trainer.precision),
+            Tracker(run_dir, console), run_dir / "samples", checkpoint,
+        )
+        console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
+        return last
+    finally:
+        teardown_logging(handlers)
