@@ -12,7 +12,7 @@ from ganrun.data.base import InMemoryImages, resize_uint8
 
 
 class Digits(InMemoryImages):
-    def __init__(self, resolution: int = 32) -> None:
+    def __init__(self, resolution: int = 16) -> None:
         from sklearn.datasets import load_digits  # reads the csv inside the package; no network
 
         bunch = load_digits()

@@ -1,0 +1,42 @@
+"""Shared fixtures: compose the real config with the smoke preset, find the shared datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from ganrun.cli import CONF
+from ganrun.config import register
+
+REPO = Path(__file__).resolve().parents[1]
+# The official MNIST / CIFAR-10 files (../shared/data on the dev machines); tests that need
+# them skip when the folder is absent.
+SHARED_DATA = Path(os.environ.get("GANRUN_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+def compose_cfg(*overrides: str, task: str = "train", smoke: bool = True) -> DictConfig:
+    register()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose(task, overrides=(["debug=smoke"] if smoke else []) + list(overrides))
+
+
+@pytest.fixture
+def make_cfg():
+    """make_cfg("model=mlp", ...) -> the composed train config with debug=smoke."""
+    return compose_cfg
+
+
+def has_mnist() -> bool:
+    return (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").is_file()
+
+
+def has_cifar10() -> bool:
+    return (SHARED_DATA / "cifar-10-batches-py" / "data_batch_1").is_file()
+
+
+needs_mnist = pytest.mark.skipif(not has_mnist(), reason=f"MNIST files not under {SHARED_DATA}")
+needs_cifar10 = pytest.mark.skipif(not has_cifar10(), reason=f"CIFAR-10 files not under {SHARED_DATA}")
