@@ -12,6 +12,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from ganrun.ema import ema_copy
 from ganrun.errors import GanrunError
@@ -23,6 +24,9 @@ def make(node: DictConfig, key: str, **runtime: Any) -> Any:
     """instantiate(node, **runtime), turning config mistakes into one clear GanrunError."""
     try:
         return instantiate(node, _convert_="all", **runtime)
+    except MissingMandatoryValue as err:
+        missing = getattr(err, "full_key", key)
+        raise GanrunError(f"{missing} is required here: pass {missing}=... on the command line.") from None
     except InstantiationException as err:
         cause = err.__cause__
         while cause is not None and not isinstance(cause, GanrunError):

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from ganrun.config import register
 from ganrun.errors import GanrunError
+from ganrun.preflight import preflight
 
 CONF = Path(__file__).parent / "conf"
 
@@ -59,11 +60,17 @@ def _guarded(fn: Callable) -> Callable:
         try:
             return fn(cfg)
         except GanrunError as err:
-            Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, markup=True)
+            _print_error(str(err))
             _remove_if_empty(HydraConfig.get().runtime.output_dir)
             sys.exit(2)
 
     return task
+
+
+def _print_error(message: str) -> None:
+    console = Console(stderr=True, soft_wrap=True)
+    console.print("[bold red]error:[/] ", end="")
+    console.print(message, markup=False, highlight=False)
 
 
 def _remove_if_empty(folder: str) -> None:
@@ -94,8 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     task = argv[0]
     if task not in TASKS:
-        Console(stderr=True).print(
-            f"[bold red]error:[/] unknown task {task!r}. Tasks: {', '.join(TASKS)}. "
+        _print_error(
+            f"unknown task {task!r}. Tasks: {', '.join(TASKS)}. "
             f"Run `ganrun --help` for the list with the config groups."
         )
         sys.exit(2)
@@ -103,6 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     if task == "train":
         args = _resume_run_dir(args)
     register()
+    try:
+        preflight(str(CONF), task, args)
+    except GanrunError as err:
+        _print_error(str(err))
+        sys.exit(2)
     sys.argv = [f"ganrun {task}", *args]
     fn, _ = TASKS[task]
     hydra.main(config_path=str(CONF), config_name=task, version_base="1.3")(_guarded(fn))()
