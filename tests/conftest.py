@@ -39,4 +39,6 @@ def has_cifar10() -> bool:
 
 
 needs_mnist = pytest.mark.skipif(not has_mnist(), reason=f"MNIST files not under {SHARED_DATA}")
-needs_cifar10 = pytest.mark.skipif(not has_cifar10(), reason=f"CIFAR-10 files not under {SHARED_DATA}")
+needs_cifar10 = pytest.mark.skipif(
+    not has_cifar10(), reason=f"CIFAR-10 files not under {SHARED_DATA}"
+)

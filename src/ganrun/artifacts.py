@@ -43,7 +43,9 @@ def png_bytes(array: np.ndarray) -> bytes:
 
 def save_grid(images: torch.Tensor, path: str | Path) -> None:
     """A square-ish grid PNG of [-1, 1] images (N, C, H, W)."""
-    grid = make_grid(to_uint8(images), nrow=max(1, math.ceil(math.sqrt(images.shape[0]))), padding=2)
+    grid = make_grid(
+        to_uint8(images), nrow=max(1, math.ceil(math.sqrt(images.shape[0]))), padding=2
+    )
     array = grid.permute(1, 2, 0).numpy()
     atomic_write(path, png_bytes(array[..., 0] if images.shape[1] == 1 else array))
 
@@ -75,5 +77,7 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
         for name, array in arrays.items():
             member = io.BytesIO()
             np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
+            zf.writestr(
+                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue()
+            )
     atomic_write(path, buf.getvalue())

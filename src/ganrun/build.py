@@ -26,7 +26,9 @@ def make(node: DictConfig, key: str, **runtime: Any) -> Any:
         return instantiate(node, _convert_="all", **runtime)
     except MissingMandatoryValue as err:
         missing = getattr(err, "full_key", key)
-        raise GanrunError(f"{missing} is required here: pass {missing}=... on the command line.") from None
+        raise GanrunError(
+            f"{missing} is required here: pass {missing}=... on the command line."
+        ) from None
     except InstantiationException as err:
         cause = err.__cause__
         while cause is not None and not isinstance(cause, GanrunError):
@@ -84,7 +86,9 @@ def build_state(cfg: DictConfig, data_shape: tuple[int, ...], device: torch.devi
     """Models (seeded), EMA copy, optimizers and grad scalers, on `device`."""
     torch.manual_seed(cfg.seed)
     G = build_generator(cfg.model, data_shape).to(device)
-    D = make(cfg.model.discriminator, "model.discriminator", data_shape=tuple(data_shape)).to(device)
+    D = make(cfg.model.discriminator, "model.discriminator", data_shape=tuple(data_shape)).to(
+        device
+    )
     opt_g = make(cfg.optimizer.g, "optimizer.g")(G.parameters())
     opt_d = make(cfg.optimizer.d, "optimizer.d")(D.parameters())
     fp16 = cfg.trainer.precision == "fp16"

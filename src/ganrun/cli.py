@@ -82,11 +82,11 @@ def _remove_if_empty(folder: str) -> None:
 
 def _resume_run_dir(args: list[str]) -> list[str]:
     """`resume=<ckpt or run>` continues in that run's folder unless hydra.run.dir is given."""
-    from ganrun.state import run_folder_of
-
     values = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
     if not values or any(a.startswith("hydra.run.dir=") for a in args) or "-m" in args:
         return args
+    from ganrun.state import run_folder_of  # imports torch: only when resuming
+
     target = Path(values[-1])
     ckpt = target / "checkpoints" / "last.pt" if target.is_dir() else target
     if not ckpt.is_file():

@@ -51,7 +51,11 @@ def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.G
 
 
 def d_step(
-    state: TrainState, loss: AdversarialLoss, real: Tensor, z: Tensor, autocast: AbstractContextManager
+    state: TrainState,
+    loss: AdversarialLoss,
+    real: Tensor,
+    z: Tensor,
+    autocast: AbstractContextManager,
 ) -> Logs:
     with autocast:
         with torch.no_grad():
@@ -61,7 +65,9 @@ def d_step(
     return logs
 
 
-def g_step(state: TrainState, loss: AdversarialLoss, z: Tensor, autocast: AbstractContextManager) -> Logs:
+def g_step(
+    state: TrainState, loss: AdversarialLoss, z: Tensor, autocast: AbstractContextManager
+) -> Logs:
     state.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with autocast:
         loss_g, logs = loss.g_loss(state.D, state.G(z))
@@ -88,28 +94,32 @@ def fit(
     last: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), state.step
     tracker.start(state.step, cfg.max_steps)
-    for step in range(state.step, cfg.max_steps):
-        for _ in range(cfg.n_critic):
-            real, _labels = next(batches)
-            d_logs = d_step(state, loss, real, torch.randn(B, z_dim, device=device), autocast())
-        g_logs = g_step(state, loss, torch.randn(B, z_dim, device=device), autocast())
-        update_ema(state.G_ema, state.G, cfg.ema_decay, step)
-        state.step = done = step + 1
-        tracker.advance(done)
+    try:
+        for step in range(state.step, cfg.max_steps):
+            for _ in range(cfg.n_critic):
+                real, _labels = next(batches)
+                d_logs = d_step(state, loss, real, torch.randn(B, z_dim, device=device), autocast())
+            g_logs = g_step(state, loss, torch.randn(B, z_dim, device=device), autocast())
+            update_ema(state.G_ema, state.G, cfg.ema_decay, step)
+            state.step = done = step + 1
+            tracker.advance(done)
 
-        if due(done, cfg.log_every, cfg.max_steps):
-            metrics = {k: v.item() for k, v in {**d_logs, **g_logs}.items()}
-            now = time.perf_counter()
-            metrics["perf/img_per_s"] = (done - tick_step) * cfg.n_critic * B / max(now - tick, 1e-9)
-            tick, tick_step = now, done
-            tracker.log(metrics, done)
-            last = metrics
-        if due(done, cfg.sample_every, cfg.max_steps):
-            path = samples_dir / f"{done:07d}.png"
-            with torch.no_grad():
-                save_samples(state.G_ema(fixed_z), path)
-            tracker.log_image("samples", path, done)
-        if due(done, cfg.ckpt_every, cfg.max_steps):
-            checkpoint(cfg.ckpt_every > 0 and done % cfg.ckpt_every == 0)
-    tracker.close()
+            if due(done, cfg.log_every, cfg.max_steps):
+                metrics = {k: v.item() for k, v in {**d_logs, **g_logs}.items()}
+                now = time.perf_counter()
+                metrics["perf/img_per_s"] = (
+                    (done - tick_step) * cfg.n_critic * B / max(now - tick, 1e-9)
+                )
+                tick, tick_step = now, done
+                tracker.log(metrics, done)
+                last = metrics
+            if due(done, cfg.sample_every, cfg.max_steps):
+                path = samples_dir / f"{done:07d}.png"
+                with torch.no_grad():
+                    save_samples(state.G_ema(fixed_z), path)
+                tracker.log_image("samples", path, done)
+            if due(done, cfg.ckpt_every, cfg.max_steps):
+                checkpoint(cfg.ckpt_every > 0 and done % cfg.ckpt_every == 0)
+    finally:
+        tracker.close()
     return last

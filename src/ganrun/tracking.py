@@ -23,6 +23,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ganrun.artifacts import atomic_write
+
 log = logging.getLogger("ganrun")
 
 
@@ -102,8 +104,6 @@ def truncate_metrics(path: Path, after_step: int) -> None:
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
     kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= after_step]
     if len(kept) != len(lines):
-        from ganrun.artifacts import atomic_write
-
         atomic_write(path, "".join(ln + "\n" for ln in kept).encode())
 
 

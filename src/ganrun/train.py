@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+from collections.abc import Sized
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from ganrun.artifacts import save_samples
 from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
+from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
 from ganrun.loop import LoopConfig, fit
 from ganrun.resume import resumed_config
@@ -40,24 +42,41 @@ def autocast_factory(device: torch.device, precision: str):
 
 def prepare_run_dir(run_dir: Path, continuing: bool) -> None:
     """A new run must not land on an old one; only a resume may reuse a run folder."""
-    taken = [n for n in ("checkpoints", "metrics.jsonl") if (run_dir / n).exists()]
+    # a checkpoints/ folder with no checkpoint in it (a run that failed before its first
+    # save) holds nothing to overwrite or resume
+    has_ckpt = any((run_dir / "checkpoints").glob("*.pt"))
+    taken = (["checkpoints"] if has_ckpt else []) + (
+        ["metrics.jsonl"] if (run_dir / "metrics.jsonl").exists() else []
+    )
     if taken and not continuing:
+        fix = f", or continue that run with resume={run_dir}" if has_ckpt else ""
         raise GanrunError(
             f"hydra.run.dir={run_dir} already holds a run ({', '.join(taken)}); refusing to "
-            f"overwrite it. Pick a new hydra.run.dir, or continue that run with "
-            f"resume={run_dir}."
+            f"overwrite it. Pick a new hydra.run.dir{fix}."
         )
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
 
 
-def write_config(run_dir: Path, cfg: DictConfig, overrides: list[str], hydra_cfg: DictConfig | None) -> None:
+def write_config(
+    run_dir: Path,
+    cfg: DictConfig,
+    overrides: list[str],
+    hydra_cfg: DictConfig | None,
+    continuing: bool,
+) -> None:
+    """.hydra/ as Hydra would write it; a resumed run appends its overrides to the original ones."""
     hydra_dir = run_dir / ".hydra"
     hydra_dir.mkdir(exist_ok=True)
     (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    (hydra_dir / "overrides.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
+    previous = hydra_dir / "overrides.yaml"
+    if continuing and previous.is_file():
+        overrides = list(OmegaConf.load(previous)) + list(overrides)
+    previous.write_text(OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
     if hydra_cfg is not None:
-        (hydra_dir / "hydra.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})))
+        (hydra_dir / "hydra.yaml").write_text(
+            OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg}))
+        )
 
 
 def summary_table(run_dir: Path, state: TrainState, wall: float, last: dict[str, float]) -> Table:
@@ -100,6 +119,8 @@ def train(
     data = build_data(cfg)
     state = build_state(cfg, data.shape, device)
     loss = build_loss(cfg)
+    if isinstance(data, Sized):  # finite data: fail before the run folder is touched
+        check_batch_size(len(data), trainer.batch_size)
     if ckpt is not None:
         state.load_state_dict(ckpt)
         if state.step > trainer.max_steps:
@@ -111,30 +132,43 @@ def train(
     prepare_run_dir(run_dir, continuing)
     handlers = setup_logging(run_dir, console)
     try:
-        write_config(run_dir, cfg, overrides, hydra_cfg)
+        write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
         if continuing:
             truncate_metrics(run_dir / "metrics.jsonl", state.step)
         else:
             save_samples(data.preview(trainer.n_samples), run_dir / "reals.png")
-        log.info("run folder %s (%s, step %d -> %d)", run_dir, device, state.step, trainer.max_steps)
+        log.info(
+            "run folder %s (%s, step %d -> %d)", run_dir, device, state.step, trainer.max_steps
+        )
         config = OmegaConf.to_container(cfg)
         data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
 
         def checkpoint(periodic: bool) -> None:
             folder = run_dir / "checkpoints"
-            paths = ([folder / f"step_{state.step:07d}.pt"] if periodic else []) + [folder / "last.pt"]
+            paths = ([folder / f"step_{state.step:07d}.pt"] if periodic else []) + [
+                folder / "last.pt"
+            ]
             save_checkpoint(checkpoint_payload(state, config, data_facts), paths)
 
         z_dim = cfg.model.z_dim
-        fixed_z = torch.randn(trainer.n_samples, z_dim, generator=torch.Generator().manual_seed(cfg.seed))
+        fixed_z = torch.randn(
+            trainer.n_samples, z_dim, generator=torch.Generator().manual_seed(cfg.seed)
+        )
         batches = data.batches(trainer.batch_size, cfg.seed, state.step * trainer.n_critic, device)
         if ckpt is not None:
             set_rng_state(ckpt["rng"])
         loop_cfg = LoopConfig(**{k: trainer[k] for k in LoopConfig.__dataclass_fields__})
         last = fit(
-            state, loss, batches, loop_cfg, z_dim, fixed_z.to(device),
+            state,
+            loss,
+            batches,
+            loop_cfg,
+            z_dim,
+            fixed_z.to(device),
             autocast_factory(device, trainer.precision),
-            Tracker(run_dir, console), run_dir / "samples", checkpoint,
+            Tracker(run_dir, console),
+            run_dir / "samples",
+            checkpoint,
         )
         console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
         return last

@@ -24,13 +24,17 @@ def mixed_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index * 7_919 + 1) & ((1 << 63) - 1)
 
 
-def batch_indices(n: int, batch_size: int, seed: int, start: int = 0) -> Iterator[Tensor]:
-    """Index batches over epochs of fresh permutations (the ragged tail of each is dropped)."""
+def check_batch_size(n: int, batch_size: int) -> None:
     if batch_size > n:
         raise GanrunError(
             f"trainer.batch_size={batch_size} is larger than the dataset ({n} samples). "
             f"Lower trainer.batch_size to at most {n}."
         )
+
+
+def batch_indices(n: int, batch_size: int, seed: int, start: int = 0) -> Iterator[Tensor]:
+    """Index batches over epochs of fresh permutations (the ragged tail of each is dropped)."""
+    check_batch_size(n, batch_size)
     per_epoch = n // batch_size
     epoch, offset = divmod(start, per_epoch)
     while True:
@@ -45,7 +49,10 @@ def resize_uint8(images: Tensor, resolution: int) -> Tensor:
     if images.shape[-1] == resolution and images.shape[-2] == resolution:
         return images
     out = F.interpolate(
-        images.float(), size=(resolution, resolution), mode="bilinear", antialias=True,
+        images.float(),
+        size=(resolution, resolution),
+        mode="bilinear",
+        antialias=True,
         align_corners=False,
     )
     return out.round().clamp(0, 255).to(torch.uint8)
@@ -60,7 +67,9 @@ class InMemoryImages:
 
     def __init__(self, images: Tensor, labels: Tensor | None, num_classes: int | None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
-            raise ValueError(f"expected uint8 (N, C, H, W) images, got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"expected uint8 (N, C, H, W) images, got {images.dtype} {tuple(images.shape)}"
+            )
         self.images = images
         self.labels = labels
         self.num_classes = num_classes
@@ -69,7 +78,9 @@ class InMemoryImages:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def batches(self, batch_size: int, seed: int, start: int = 0, device: str | torch.device = "cpu") -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, seed: int, start: int = 0, device: str | torch.device = "cpu"
+    ) -> Iterator[Batch]:
         images = self.images.to(device)
         labels = None if self.labels is None else self.labels.to(device)
         for idx in batch_indices(len(self), batch_size, seed, start):

@@ -15,7 +15,9 @@ FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"
 class CIFAR10(InMemoryImages):
     """32x32 colour images of 10 classes; split train (50,000) or test (10,000)."""
 
-    def __init__(self, root: str = "data", split: str = "train", resolution: int = 32, download: bool = False) -> None:
+    def __init__(
+        self, root: str = "data", split: str = "train", resolution: int = 32, download: bool = False
+    ) -> None:
         import torchvision
 
         train = check_split("cifar10", split)

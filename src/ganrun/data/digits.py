@@ -18,4 +18,6 @@ class Digits(InMemoryImages):
         bunch = load_digits()
         images = torch.from_numpy(bunch.images).float().mul(255.0 / 16.0).round()
         images = images.to(torch.uint8).unsqueeze(1)
-        super().__init__(resize_uint8(images, resolution), torch.from_numpy(bunch.target).long(), 10)
+        super().__init__(
+            resize_uint8(images, resolution), torch.from_numpy(bunch.target).long(), 10
+        )

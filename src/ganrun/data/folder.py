@@ -38,11 +38,19 @@ class _Files(Dataset):
 class ImageFolder:
     """Streams images from `root`; channels=1 reads grey, 3 reads RGB."""
 
-    def __init__(self, root: str, resolution: int = 64, channels: int = 3, num_workers: int = 2) -> None:
+    def __init__(
+        self, root: str, resolution: int = 64, channels: int = 3, num_workers: int = 2
+    ) -> None:
         if channels not in (1, 3):
-            raise GanrunError(f"dataset.channels={channels} is not supported; use 1 (grey) or 3 (RGB).")
+            raise GanrunError(
+                f"dataset.channels={channels} is not supported; use 1 (grey) or 3 (RGB)."
+            )
         folder = Path(root)
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS) if folder.is_dir() else []
+        files = (
+            sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS)
+            if folder.is_dir()
+            else []
+        )
         if not files:
             raise GanrunError(
                 f"dataset=image_folder: no images ({', '.join(sorted(EXTENSIONS))}) found under "
@@ -58,7 +66,9 @@ class ImageFolder:
     def __len__(self) -> int:
         return len(self.files)
 
-    def batches(self, batch_size: int, seed: int, start: int = 0, device: str | torch.device = "cpu") -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, seed: int, start: int = 0, device: str | torch.device = "cpu"
+    ) -> Iterator[Batch]:
         device = torch.device(device)
         loader = DataLoader(
             self.files,
@@ -72,4 +82,6 @@ class ImageFolder:
             yield x, (y.to(device, non_blocking=True) if self.num_classes else None)
 
     def preview(self, n: int) -> torch.Tensor:
-        return torch.stack([self.files[i][0] for i in range(min(n, len(self)))]).float() / 127.5 - 1.0
+        return (
+            torch.stack([self.files[i][0] for i in range(min(n, len(self)))]).float() / 127.5 - 1.0
+        )

@@ -32,7 +32,9 @@ class MNIST(InMemoryImages):
 
     folder = "MNIST"
 
-    def __init__(self, root: str = "data", split: str = "train", resolution: int = 28, download: bool = False) -> None:
+    def __init__(
+        self, root: str = "data", split: str = "train", resolution: int = 28, download: bool = False
+    ) -> None:
         train = check_split(self.folder, split)
         prefix = "train" if train else "t10k"
         raw = Path(root) / self.folder / "raw"
@@ -41,7 +43,9 @@ class MNIST(InMemoryImages):
             self._download(root, train)
         found = [self._find(p) for p in wanted]
         if not all(found):
-            raise missing_files_error(self.folder.lower(), root, [p.with_suffix(".gz") for p in wanted])
+            raise missing_files_error(
+                self.folder.lower(), root, [p.with_suffix(".gz") for p in wanted]
+            )
         images = torch.from_numpy(read_idx(found[0]).copy()).unsqueeze(1)
         labels = torch.from_numpy(read_idx(found[1]).astype(np.int64))
         super().__init__(resize_uint8(images, resolution), labels, 10)

@@ -29,7 +29,9 @@ class GaussianMixture2D:
         modes = torch.randint(len(self.means), (n,), generator=generator)
         return self.means[modes] + self.std * torch.randn(n, 2, generator=generator)
 
-    def batches(self, batch_size: int, seed: int, start: int = 0, device: str | torch.device = "cpu") -> Iterator[Batch]:
+    def batches(
+        self, batch_size: int, seed: int, start: int = 0, device: str | torch.device = "cpu"
+    ) -> Iterator[Batch]:
         k = start
         while True:
             gen = torch.Generator().manual_seed(mixed_seed(seed, k))

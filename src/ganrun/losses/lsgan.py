@@ -21,7 +21,9 @@ class LeastSquaresLoss(AdversarialLoss):
         self.fake_target = fake_target
 
     def d_objective(self, real: Tensor, fake: Tensor) -> Tensor:
-        return 0.5 * ((real - self.real_target).pow(2).mean() + (fake - self.fake_target).pow(2).mean())
+        return 0.5 * (
+            (real - self.real_target).pow(2).mean() + (fake - self.fake_target).pow(2).mean()
+        )
 
     def g_objective(self, fake: Tensor) -> Tensor:
         return 0.5 * (fake - self.real_target).pow(2).mean()

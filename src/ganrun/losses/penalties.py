@@ -20,7 +20,9 @@ def input_gradient_norm(D: nn.Module, x: Tensor) -> Tensor:
 def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, center: float = 1.0) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - center)^2] on random interpolates."""
     alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
-    x_hat = torch.lerp(real.detach(), fake.detach(), alpha.to(real.dtype))
+    # under autocast G's samples come out in bf16/fp16 while the reals stay float32: interpolate
+    # in the reals' dtype (lerp needs one dtype)
+    x_hat = torch.lerp(real.detach(), fake.detach().to(real.dtype), alpha.to(real.dtype))
     return (input_gradient_norm(D, x_hat) - center).pow(2).mean()
 
 

@@ -1,0 +1,421 @@
+"""Every YAML in the config groups composes with debug=smoke and builds; the schema rejects typos.
+
+The option lists are globbed from conf/<group>/*.yaml at collection time, so a new file is
+composed, instantiated (and, for models, stepped) without anyone adding it here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SHARED_DATA, compose_cfg, needs_cifar10, needs_mnist
+from hydra.errors import ConfigCompositionException
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
+from ganrun.cli import CONF
+from ganrun.errors import GanrunError
+from ganrun.loop import d_step, g_step
+from ganrun.train import autocast_factory
+
+GROUPS = ("model", "loss", "dataset", "optimizer", "trainer", "logger", "experiment", "debug")
+ROOT = f"dataset.root='{SHARED_DATA}'"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+# Per-option extra overrides and skip marks, for the options that need files on disk.
+DATASET_NEEDS = {"mnist": ([ROOT], needs_mnist), "cifar10": ([ROOT], needs_cifar10)}
+EXPERIMENT_NEEDS = {"mnist_dcgan": ([ROOT], needs_mnist), "cifar10_dcgan": ([ROOT], needs_cifar10)}
+# Datasets whose files exist nowhere here: building must fail, naming this expected file.
+MISSING_FILES = {"fashion_mnist": "FashionMNIST/raw/train-images-idx3-ubyte.gz"}
+# The sample shape each shipped dataset YAML gives.
+DATASET_SHAPES = {
+    "digits": (1, 16, 16),
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "image_folder": (3, 64, 64),
+    "ring8": (2,),
+    "grid25": (2,),
+}
+# Models that only take square images (building them on 2-D points must fail clearly).
+IMAGE_ONLY_MODELS = {"dcgan"}
+# |first update| / lr of each optimizer for gradients well above eps (Adam: lr * g / |g|;
+# RMSprop with alpha=0.99: lr * g / sqrt(0.01 g^2) = 10 lr).
+FIRST_STEP_SIZE = {"torch.optim.Adam": 1.0, "torch.optim.RMSprop": 10.0}
+
+
+def params_for(group: str, needs: dict | None = None) -> list:
+    out = []
+    for name in options(group):
+        overrides, mark = (needs or {}).get(name, ([], None))
+        out.append(pytest.param(name, overrides, marks=[mark] if mark else [], id=name))
+    return out
+
+
+def plain(cfg: DictConfig) -> DictConfig:
+    """What train() works on: enums as strings, interpolations resolved."""
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+
+
+def write_pngs(folder: Path, n: int = 4, size: tuple[int, int] = (20, 24)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", size, (40 * i, 200 - 30 * i, 90)).save(folder / f"img_{i}.png")
+    return folder
+
+
+def build_all(cfg: DictConfig):
+    """The objects train() builds, in its order: device check, data, state, loss."""
+    cfg = plain(cfg)
+    device = resolve_device(cfg.trainer.device)
+    check_trainer(cfg.trainer, device)
+    data = build_data(cfg)
+    state = build_state(cfg, data.shape, device)
+    return cfg, device, data, state, build_loss(cfg)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p.detach().clone() for k, p in module.named_parameters()}
+
+
+def max_change(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: (p.detach() - before[k]).abs().max().item() for k, p in module.named_parameters()}
+
+
+def train_one_step(cfg: DictConfig) -> tuple[DictConfig, dict, dict, dict, dict]:
+    """Build from `cfg`, do one D step and one G step; return the per-parameter max changes."""
+    cfg, device, data, state, loss = build_all(cfg)
+    B, z_dim = cfg.trainer.batch_size, cfg.model.z_dim
+    real, _ = next(data.batches(B, cfg.seed, 0, device))
+    autocast = autocast_factory(device, cfg.trainer.precision)
+    d_before, g_before = snapshot(state.D), snapshot(state.G)
+    d_logs = d_step(state, loss, real, torch.randn(B, z_dim, device=device), autocast())
+    d_change, g_untouched = max_change(state.D, d_before), max_change(state.G, g_before)
+    d_after = snapshot(state.D)
+    g_logs = g_step(state, loss, torch.randn(B, z_dim, device=device), autocast())
+    g_change, d_untouched = max_change(state.G, g_before), max_change(state.D, d_after)
+    # each step moves only its own player
+    assert max(g_untouched.values()) == 0.0
+    assert max(d_untouched.values()) == 0.0
+    assert all(p.requires_grad for p in state.D.parameters())  # g_step restores D's grads
+    logs = {k: v.item() for k, v in {**d_logs, **g_logs}.items()}
+    for key, value in logs.items():
+        assert -1e6 < value < 1e6, f"{key}={value} is not a finite, sane loss value"
+    return cfg, d_change, g_change, logs, {"data": data, "state": state, "loss": loss}
+
+
+def test_groups_match_conf_folders():
+    """The groups parametrized here are exactly the folders under conf/, each with options."""
+    folders = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+    assert folders == sorted(GROUPS)
+    for group in GROUPS:
+        assert len(options(group)) >= 1, group
+
+
+# ---------------------------------------------------------------------------- model
+
+
+@pytest.mark.parametrize("name", options("model"))
+def test_model_yaml_builds(name, make_cfg):
+    """model=<name> builds its G and D classes at the smoke width, with matching shapes."""
+    cfg, device, data, state, _ = build_all(make_cfg(f"model={name}"))
+    assert type(state.G) is get_class(cfg.model.generator._target_)
+    assert type(state.D) is get_class(cfg.model.discriminator._target_)
+    z = torch.randn(4, cfg.model.z_dim)
+    fake = state.G(z)
+    assert tuple(fake.shape) == (4, *data.shape) == (4, 1, 16, 16)
+    assert tuple(state.D(fake).shape) == (4,)
+    # the G_ema copy starts equal to G and is frozen
+    for p, q in zip(state.G.parameters(), state.G_ema.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+        assert q.requires_grad is False
+
+
+MODEL_DATA = [
+    pytest.param(model, dataset, id=f"{model}-{dataset}")
+    for model in options("model")
+    for dataset in ("digits", "ring8")
+]
+
+
+@pytest.mark.parametrize(("model", "dataset"), MODEL_DATA)
+def test_model_takes_one_optimizer_step(model, dataset, make_cfg):
+    """One d_step then one g_step: every parameter of each player moves by about lr (Adam)."""
+    cfg = make_cfg(f"model={model}", f"dataset={dataset}", "optimizer=adam")
+    if dataset == "ring8" and model in IMAGE_ONLY_MODELS:
+        with pytest.raises(GanrunError, match=r"needs square images.*model=mlp"):
+            build_all(cfg)
+        return
+    cfg, d_change, g_change, logs, _ = train_one_step(cfg)
+    for player, change, lr in (
+        ("D", d_change, cfg.optimizer.d.lr),
+        ("G", g_change, cfg.optimizer.g.lr),
+    ):
+        moved = [k for k, v in change.items() if v > 0.0]
+        assert sorted(moved) == sorted(change), f"{player} parameters that did not move"
+        # Adam's first update is lr * g / (|g| + eps): at most lr, and lr where |g| >> eps
+        torch.testing.assert_close(max(change.values()), lr, rtol=1e-3, atol=0.0)
+    assert sorted(logs) == ["d/fake", "d/real", "loss/d", "loss/g"]
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("name", options("loss"))
+def test_loss_yaml_builds_and_steps(name, precision, make_cfg):
+    """loss=<name> builds its class with the configured penalties and trains a step,
+    also under bf16 autocast (where G's samples come out in bf16 and the reals do not)."""
+    _, d_change, g_change, logs, built = train_one_step(
+        make_cfg(f"loss={name}", "model=mlp", "dataset=ring8", f"trainer.precision={precision}")
+    )
+    loss = built["loss"]
+    composed = make_cfg(f"loss={name}").loss
+    assert type(loss) is get_class(composed._target_)
+    assert sorted(loss.penalties) == sorted(composed.penalties)
+    for key, node in composed.penalties.items():
+        assert type(loss.penalties[key]) is get_class(node._target_)
+        torch.testing.assert_close(loss.penalties[key].weight, float(node.weight))
+    # each penalty is logged under its own name next to the standard keys
+    assert sorted(logs) == sorted(["d/fake", "d/real", "loss/d", "loss/g", *composed.penalties])
+    assert max(d_change.values()) > 0.0 and max(g_change.values()) > 0.0
+
+
+# -------------------------------------------------------------------------- dataset
+
+
+def dataset_overrides(name: str, extra: list[str], tmp_path: Path) -> list[str]:
+    out = [f"dataset={name}", "model=mlp", *extra]  # the MLP takes any sample shape
+    if name == "image_folder":
+        out += [f"dataset.root='{write_pngs(tmp_path / 'images', n=9)}'", "dataset.num_workers=0"]
+    if name in MISSING_FILES:
+        out.append(f"dataset.root='{tmp_path}'")
+    return out
+
+
+@pytest.mark.parametrize(("name", "extra"), params_for("dataset", DATASET_NEEDS))
+def test_dataset_yaml_builds(name, extra, tmp_path, make_cfg):
+    """dataset=<name> builds (or, without its files, fails naming them) and yields batches."""
+    cfg = make_cfg(*dataset_overrides(name, extra, tmp_path))
+    if name in MISSING_FILES:
+        with pytest.raises(GanrunError) as err:
+            build_all(cfg)
+        assert str(tmp_path / MISSING_FILES[name]) in str(err.value)
+        assert "dataset.root" in str(err.value)
+        return
+    cfg, device, data, state, _ = build_all(cfg)
+    assert tuple(data.shape) == DATASET_SHAPES.get(name, tuple(data.shape))
+    real, labels = next(data.batches(8, seed=0))
+    assert tuple(real.shape) == (8, *data.shape)
+    assert real.dtype == torch.float32
+    if len(data.shape) == 3:  # images are scaled to [-1, 1]
+        assert -1.0 <= real.min().item() <= real.max().item() <= 1.0
+    if data.num_classes is None:
+        assert labels is None
+    else:
+        assert 0 <= labels.min().item() <= labels.max().item() < data.num_classes
+    assert tuple(state.D(real).shape) == (8,)
+    assert tuple(state.G(torch.randn(8, cfg.model.z_dim)).shape) == (8, *data.shape)
+
+
+def test_image_folder_without_root_names_the_key(make_cfg):
+    """image_folder's root is mandatory (???): building without it says which key to pass."""
+    with pytest.raises(GanrunError, match=r"dataset\.root is required"):
+        build_data(make_cfg("dataset=image_folder"))
+
+
+def test_fashion_mnist_names_every_missing_file(tmp_path, make_cfg):
+    """Without files, fashion_mnist names both expected files of the split and the fix."""
+    cfg = make_cfg("dataset=fashion_mnist", f"dataset.root='{tmp_path}'", "dataset.split=test")
+    with pytest.raises(GanrunError) as err:
+        build_data(plain(cfg))
+    message = str(err.value)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        assert str(tmp_path / "FashionMNIST" / "raw" / name) in message
+    assert "dataset.download=true" in message
+
+
+# ------------------------------------------------------------------------ optimizer
+
+
+@pytest.mark.parametrize("name", options("optimizer"))
+def test_optimizer_yaml_builds_and_steps(name, make_cfg):
+    """optimizer=<name> builds both optimizers over their own player, with the set lr."""
+    cfg, d_change, g_change, _, built = train_one_step(
+        make_cfg(f"optimizer={name}", "model=mlp", "dataset=ring8")
+    )
+    state = built["state"]
+    for opt, node, model, change in (
+        (state.opt_g, cfg.optimizer.g, state.G, g_change),
+        (state.opt_d, cfg.optimizer.d, state.D, d_change),
+    ):
+        assert type(opt) is get_class(node._target_)
+        assert len(opt.param_groups) == 1
+        torch.testing.assert_close(opt.param_groups[0]["lr"], float(node.lr))
+        assert {id(p) for p in opt.param_groups[0]["params"]} == {id(p) for p in model.parameters()}
+        if node._target_ in FIRST_STEP_SIZE:
+            expected = FIRST_STEP_SIZE[node._target_] * node.lr
+            torch.testing.assert_close(max(change.values()), expected, rtol=1e-3, atol=0.0)
+        else:
+            assert max(change.values()) > 0.0
+
+
+def test_optimizer_two_time_scales(make_cfg):
+    """TTUR: optimizer.g.lr and optimizer.d.lr reach their own optimizers, not each other's."""
+    cfg = make_cfg("model=mlp", "dataset=ring8", "optimizer.g.lr=1e-4", "optimizer.d.lr=4e-4")
+    _, _, _, state, _ = build_all(cfg)
+    torch.testing.assert_close(state.opt_g.param_groups[0]["lr"], 1e-4)
+    torch.testing.assert_close(state.opt_d.param_groups[0]["lr"], 4e-4)
+    assert tuple(state.opt_d.param_groups[0]["betas"]) == (0.5, 0.999)
+
+
+# -------------------------------------------------------------------------- trainer
+
+
+@pytest.mark.parametrize("name", options("trainer"))
+def test_trainer_yaml_composes_and_steps(name, make_cfg):
+    """trainer=<name> under debug=smoke runs on CPU (its precision included) for one step."""
+    cfg, _, _, logs, built = train_one_step(make_cfg(f"trainer={name}"))
+    assert cfg.trainer.device == "cpu"  # the smoke preset wins over the trainer file
+    assert cfg.trainer.max_steps == 4 and cfg.trainer.batch_size == 8
+    assert next(built["state"].G.parameters()).dtype == torch.float32  # autocast, not casting
+
+
+def test_trainer_gpu_keys():
+    """trainer=gpu asks for CUDA in bf16, with the GPU-sized defaults from its file."""
+    cfg = plain(compose_cfg("trainer=gpu", smoke=False))
+    assert cfg.trainer.device == "cuda"
+    assert cfg.trainer.precision == "bf16"
+    assert (cfg.trainer.max_steps, cfg.trainer.batch_size) == (20000, 128)
+    assert (cfg.trainer.log_every, cfg.trainer.sample_every, cfg.trainer.ckpt_every) == (
+        100,
+        1000,
+        5000,
+    )
+    assert cfg.trainer.n_critic == 1  # filled in from the schema
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible")
+def test_trainer_gpu_fails_up_front_without_cuda():
+    """Without a GPU, trainer=gpu stops in resolve_device with a message naming the fix."""
+    cfg = plain(compose_cfg("trainer=gpu", smoke=False))
+    with pytest.raises(GanrunError, match=r"trainer\.device=cuda.*trainer\.device=cpu"):
+        resolve_device(cfg.trainer.device)
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_fp16_on_cpu_is_rejected(make_cfg):
+    """fp16 autocast needs CUDA: check_trainer says so before any work."""
+    cfg = plain(make_cfg("trainer.precision=fp16"))
+    with pytest.raises(GanrunError, match=r"trainer\.precision=fp16 needs a CUDA device"):
+        check_trainer(cfg.trainer, torch.device("cpu"))
+
+
+# --------------------------------------------------------------------------- logger
+
+
+@pytest.mark.parametrize("name", options("logger"))
+def test_logger_yaml_composes_and_builds(name, make_cfg):
+    """logger=<name> composes next to the rest, which still builds; `none` has no backend."""
+    cfg, _, _, _, _ = build_all(make_cfg(f"logger={name}"))
+    assert list(cfg.logger) == ["backend"]
+    if name == "none":
+        assert cfg.logger.backend is None
+
+
+# ----------------------------------------------------------------------- experiment
+
+
+def flat(node, prefix: str = "") -> dict[str, object]:
+    """{'a.b': value} for every leaf of a YAML mapping (the defaults list left out)."""
+    out: dict[str, object] = {}
+    for key, value in node.items():
+        if key == "defaults":
+            continue
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def yaml_leaves(group: str, name: str) -> dict[str, object]:
+    return flat(OmegaConf.to_container(OmegaConf.load(CONF / group / f"{name}.yaml")))
+
+
+@pytest.mark.parametrize(("name", "extra"), params_for("experiment", EXPERIMENT_NEEDS))
+def test_experiment_yaml_composes_builds_and_steps(name, extra, make_cfg):
+    """experiment=<name> sets its keys, the smoke preset overrides it, and one step runs."""
+    full = plain(compose_cfg(f"experiment={name}", *extra, smoke=False))
+    for key, value in yaml_leaves("experiment", name).items():
+        assert OmegaConf.select(full, key) == value, key
+    # the `override /group: option` lines pick the files named there
+    spec = OmegaConf.load(CONF / "experiment" / f"{name}.yaml")
+    for entry in spec.get("defaults", []):
+        for group_key, option in entry.items():
+            group = group_key.split()[-1].lstrip("/")
+            for key, target in yaml_leaves(group, option).items():
+                if key.endswith("_target_"):
+                    assert OmegaConf.select(full, f"{group}.{key}") == target, (group, key)
+    cfg, d_change, g_change, _, _ = train_one_step(make_cfg(f"experiment={name}", *extra))
+    assert cfg.trainer.max_steps == 4 and cfg.trainer.batch_size == 8  # debug comes after
+    assert cfg.model.generator.width == 8
+    assert max(d_change.values()) > 0.0 and max(g_change.values()) > 0.0
+
+
+# ---------------------------------------------------------------------------- debug
+
+
+@pytest.mark.parametrize("name", options("debug"))
+def test_debug_yaml_sets_its_keys_and_steps(name):
+    """debug=<name> sets every key it lists, on top of the defaults, and a step runs."""
+    cfg = compose_cfg(f"debug={name}", smoke=False)
+    for key, value in yaml_leaves("debug", name).items():
+        assert OmegaConf.select(plain(cfg), key) == value, key
+    _, d_change, g_change, _, _ = train_one_step(cfg)
+    assert max(d_change.values()) > 0.0 and max(g_change.values()) > 0.0
+
+
+def test_smoke_is_tiny():
+    """The smoke preset is what keeps the test suite fast: few steps, narrow nets, CPU."""
+    cfg = plain(compose_cfg())
+    assert cfg.trainer.device == "cpu"
+    assert (cfg.trainer.max_steps, cfg.trainer.batch_size) == (4, 8)
+    assert (cfg.model.generator.width, cfg.model.discriminator.width) == (8, 8)
+
+
+# --------------------------------------------------------------------- schema errors
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("trainer.max_step=3", "trainer.max_step"),
+        ("trainer.batch_size=big", "trainer.batch_size"),
+        ("trainer.device=tpu", "trainer.device"),
+        ("trainer.precision=fp8", "trainer.precision"),
+        ("trainer.ema_decay=fast", "trainer.ema_decay"),
+    ],
+)
+def test_schema_rejects_bad_trainer_keys_at_compose_time(override, key):
+    """A typo or a wrongly typed trainer value fails in compose, naming the key."""
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg(override)
+    assert key in str(err.value)
+
+
+def test_mistyped_model_key_fails_at_build_naming_it(make_cfg):
+    """An unknown constructor argument becomes one GanrunError that names the config node."""
+    cfg = make_cfg("+model.generator.widht=3")
+    with pytest.raises(
+        GanrunError, match=r"model\.generator: could not build ganrun\.models\.dcgan"
+    ):
+        build_all(cfg)

@@ -1,0 +1,25 @@
+"""The loop's building blocks: optimizer steps start from fresh gradients, cadences fire when due."""
+
+from __future__ import annotations
+
+import torch
+
+from ganrun.loop import due, optimizer_step
+
+
+def test_optimizer_step_uses_only_this_losss_gradient():
+    """Two steps in a row: the second step's gradient is that of the second loss alone (no accumulation)."""
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = torch.optim.SGD([w], lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    optimizer_step((w * torch.tensor([3.0, 4.0])).sum(), opt, scaler)  # grad (3, 4)
+    torch.testing.assert_close(w.detach(), torch.tensor([0.7, -2.4]))
+    optimizer_step((w * torch.tensor([1.0, 1.0])).sum(), opt, scaler)  # grad (1, 1), not (4, 5)
+    torch.testing.assert_close(w.grad, torch.tensor([1.0, 1.0]))
+    torch.testing.assert_close(w.detach(), torch.tensor([0.6, -2.5]))
+
+
+def test_due_fires_on_multiples_and_on_the_last_step():
+    """every=3 over 7 steps fires at 3, 6 and the final 7; every=0 fires only at the end."""
+    assert [s for s in range(1, 8) if due(s, 3, 7)] == [3, 6, 7]
+    assert [s for s in range(1, 8) if due(s, 0, 7)] == [7]
