@@ -15,7 +15,14 @@ from ganrun.config import register
 REPO = Path(__file__).resolve().parents[1]
 # The official MNIST / CIFAR-10 files (../shared/data on the dev machines); tests that need
 # them skip when the folder is absent.
-SHARED_DATA = Path(os.environ.get("GANRUN_TEST_DATA", REPO.parent / "shared" / "data"))
+def _shared_data() -> Path:
+    if "GANRUN_TEST_DATA" in os.environ:
+        return Path(os.environ["GANRUN_TEST_DATA"])
+    candidates = [REPO.parent / "shared" / "data", Path("/work/shared/data")]
+    return next((p for p in candidates if p.is_dir()), candidates[0])
+
+
+SHARED_DATA = _shared_data()
 
 
 def compose_cfg(*overrides: str, task: str = "train", smoke: bool = True) -> DictConfig:
