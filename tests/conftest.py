@@ -13,6 +13,8 @@ from ganrun.cli import CONF
 from ganrun.config import register
 
 REPO = Path(__file__).resolve().parents[1]
+
+
 # The official MNIST / CIFAR-10 files (../shared/data on the dev machines); tests that need
 # them skip when the folder is absent.
 def _shared_data() -> Path:

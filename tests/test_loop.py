@@ -23,3 +23,12 @@ def test_due_fires_on_multiples_and_on_the_last_step():
     """every=3 over 7 steps fires at 3, 6 and the final 7; every=0 fires only at the end."""
     assert [s for s in range(1, 8) if due(s, 3, 7)] == [3, 6, 7]
     assert [s for s in range(1, 8) if due(s, 0, 7)] == [7]
+
+
+def test_optimizer_step_clips_the_global_gradient_norm():
+    """clip=1 rescales a gradient of norm 5 to norm 1 before the SGD step."""
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([w], lr=1.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    optimizer_step((w * torch.tensor([3.0, 4.0])).sum(), opt, scaler, clip=1.0)
+    torch.testing.assert_close(w.detach(), torch.tensor([-0.6, -0.8]))

@@ -66,6 +66,8 @@ def check_trainer(trainer: DictConfig, device: torch.device) -> None:
     for key in ("log_every", "sample_every", "ckpt_every"):
         if trainer[key] < 0:
             raise GanrunError(f"trainer.{key}={trainer[key]} must be >= 0 (0: only at the end).")
+    if trainer.grad_clip < 0:
+        raise GanrunError(f"trainer.grad_clip={trainer.grad_clip} must be >= 0 (0: no clipping).")
     if not 0.0 <= trainer.ema_decay < 1.0:
         raise GanrunError(f"trainer.ema_decay={trainer.ema_decay} must be in [0, 1).")
 

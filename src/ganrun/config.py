@@ -34,6 +34,7 @@ class TrainerConfig:
     precision: Precision = Precision.fp32
     compile: bool = False  # torch.compile G and D
     ema_decay: float = 0.999  # EMA of G's weights; samples come from the EMA copy
+    grad_clip: float = 0.0  # max global gradient norm for G and D updates; 0 = no clipping
     log_every: int = 50  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between sample grids (fixed noise)
     ckpt_every: int = 1000  # steps between step_<N>.pt (last.pt is also kept)

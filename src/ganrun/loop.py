@@ -33,6 +33,7 @@ class LoopConfig:
     batch_size: int
     n_critic: int
     ema_decay: float
+    grad_clip: float
     log_every: int
     sample_every: int
     ckpt_every: int
@@ -43,9 +44,16 @@ def due(step: int, every: int, last: int) -> bool:
     return step == last or (every > 0 and step % every == 0)
 
 
-def optimizer_step(loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+def optimizer_step(
+    loss: Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, clip: float = 0.0
+) -> None:
+    """backward + step through the grad scaler; clip > 0 caps the global gradient norm first."""
     opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    if clip > 0:
+        scaler.unscale_(opt)  # clip the true gradients, not the loss-scaled ones
+        params = [p for group in opt.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, clip)
     scaler.step(opt)
     scaler.update()
 
@@ -56,22 +64,32 @@ def d_step(
     real: Tensor,
     z: Tensor,
     autocast: AbstractContextManager,
+    index: int = 0,
+    clip: float = 0.0,
 ) -> Logs:
+    """One discriminator update; `index` counts D steps in the run (for lazy penalties)."""
     with autocast:
         with torch.no_grad():
             fake = state.G(z)
-        loss_d, logs = loss.d_loss(state.D, real, fake)
-    optimizer_step(loss_d, state.opt_d, state.scaler_d)
+        loss_d, logs = loss.d_loss(state.D, real, fake, index)
+    optimizer_step(loss_d, state.opt_d, state.scaler_d, clip)
+    loss.after_d_step(state.D)
     return logs
 
 
 def g_step(
-    state: TrainState, loss: AdversarialLoss, z: Tensor, autocast: AbstractContextManager
+    state: TrainState,
+    loss: AdversarialLoss,
+    z: Tensor,
+    autocast: AbstractContextManager,
+    real: Tensor | None = None,
+    clip: float = 0.0,
 ) -> Logs:
+    """One generator update; `real` (the last D batch) feeds relativistic objectives."""
     state.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with autocast:
-        loss_g, logs = loss.g_loss(state.D, state.G(z))
-    optimizer_step(loss_g, state.opt_g, state.scaler_g)
+        loss_g, logs = loss.g_loss(state.D, state.G(z), real)
+    optimizer_step(loss_g, state.opt_g, state.scaler_g, clip)
     state.D.requires_grad_(True)
     return logs
 
@@ -96,10 +114,13 @@ def fit(
     tracker.start(state.step, cfg.max_steps)
     try:
         for step in range(state.step, cfg.max_steps):
-            for _ in range(cfg.n_critic):
+            for i in range(cfg.n_critic):
                 real, _labels = next(batches)
-                d_logs = d_step(state, loss, real, torch.randn(B, z_dim, device=device), autocast())
-            g_logs = g_step(state, loss, torch.randn(B, z_dim, device=device), autocast())
+                z = torch.randn(B, z_dim, device=device)
+                index = step * cfg.n_critic + i
+                d_logs = d_step(state, loss, real, z, autocast(), index, cfg.grad_clip)
+            z = torch.randn(B, z_dim, device=device)
+            g_logs = g_step(state, loss, z, autocast(), real, cfg.grad_clip)
             update_ema(state.G_ema, state.G, cfg.ema_decay, step)
             state.step = done = step + 1
             tracker.advance(done)

@@ -19,9 +19,14 @@ Logs = dict[str, Tensor]
 class AdversarialLoss:
     """An objective on discriminator logits plus weighted penalties on D.
 
-    Subclasses implement `d_objective(real_logits, fake_logits)` and `g_objective(fake_logits)`
-    as batch means; they never see the networks, so the math stays testable on plain tensors.
+    Subclasses implement `d_objective(real_logits, fake_logits)` and
+    `g_objective(fake_logits, real_logits)` as batch means; they never see the networks, so the
+    math stays testable on plain tensors. `real_logits` reaches `g_objective` only for
+    objectives that set `uses_real_in_g` (the relativistic ones); others get None and save
+    a forward pass of D.
     """
+
+    uses_real_in_g = False
 
     def __init__(self, penalties: Mapping[str, Penalty] | None = None) -> None:
         self.penalties = dict(penalties or {})
@@ -29,25 +34,37 @@ class AdversarialLoss:
     def d_objective(self, real: Tensor, fake: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def g_objective(self, fake: Tensor) -> Tensor:
+    def g_objective(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
-    def d_loss(self, D: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
-        """D's loss on a real batch and a (detached) generated batch."""
+    def after_d_step(self, D: nn.Module) -> None:
+        """A constraint applied to D after its optimizer step (WGAN's weight clipping)."""
+
+    def d_loss(
+        self, D: nn.Module, real: Tensor, fake: Tensor, d_step: int = 0
+    ) -> tuple[Tensor, Logs]:
+        """D's loss on a real batch and a (detached) generated batch.
+
+        `d_step` counts D steps from the start of the run; a penalty with `every=k` (lazy
+        regularisation, StyleGAN2) runs on every k-th D step with its weight scaled by k.
+        """
         fake = fake.detach()
         real_logits, fake_logits = D(real), D(fake)
         loss = self.d_objective(real_logits.float(), fake_logits.float())
         logs: Logs = {"d/real": real_logits.detach().mean(), "d/fake": fake_logits.detach().mean()}
         for name, penalty in self.penalties.items():
+            if d_step % penalty.every:
+                continue
             value = penalty(D, real, fake)
-            loss = loss + penalty.weight * value
+            loss = loss + penalty.weight * penalty.every * value
             logs[name] = value.detach()
         logs["loss/d"] = loss.detach()
         return loss, logs
 
-    def g_loss(self, D: nn.Module, fake: Tensor) -> tuple[Tensor, Logs]:
+    def g_loss(self, D: nn.Module, fake: Tensor, real: Tensor | None = None) -> tuple[Tensor, Logs]:
         """G's loss on a generated batch (gradients flow through D into G)."""
-        loss = self.g_objective(D(fake).float())
+        real_logits = D(real).float() if self.uses_real_in_g and real is not None else None
+        loss = self.g_objective(D(fake).float(), real_logits)
         return loss, {"loss/g": loss.detach()}
 
 

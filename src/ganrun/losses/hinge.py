@@ -12,5 +12,5 @@ class HingeLoss(AdversarialLoss):
     def d_objective(self, real: Tensor, fake: Tensor) -> Tensor:
         return torch.relu(1.0 - real).mean() + torch.relu(1.0 + fake).mean()
 
-    def g_objective(self, fake: Tensor) -> Tensor:
+    def g_objective(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -fake.mean()

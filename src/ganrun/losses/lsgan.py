@@ -25,5 +25,5 @@ class LeastSquaresLoss(AdversarialLoss):
             (real - self.real_target).pow(2).mean() + (fake - self.fake_target).pow(2).mean()
         )
 
-    def g_objective(self, fake: Tensor) -> Tensor:
+    def g_objective(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return 0.5 * (fake - self.real_target).pow(2).mean()

@@ -16,6 +16,6 @@ class MinimaxLoss(AdversarialLoss):
         # -log(sigmoid(r)) - log(1 - sigmoid(f)) = softplus(-r) + softplus(f)
         return mean_softplus(-real) + mean_softplus(fake)
 
-    def g_objective(self, fake: Tensor) -> Tensor:
+    def g_objective(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         # log(1 - sigmoid(f)) = -softplus(f)
         return -mean_softplus(fake)

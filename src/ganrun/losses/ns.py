@@ -9,6 +9,6 @@ from ganrun.losses.minimax import MinimaxLoss
 
 
 class NonSaturatingLoss(MinimaxLoss):
-    def g_objective(self, fake: Tensor) -> Tensor:
+    def g_objective(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         # -log(sigmoid(f)) = softplus(-f)
         return mean_softplus(-fake)

@@ -27,10 +27,16 @@ def gradient_penalty(D: nn.Module, real: Tensor, fake: Tensor, center: float = 1
 
 
 class Penalty:
-    """A penalty on D with its weight; subclasses return the unweighted batch value."""
+    """A penalty on D with its weight; subclasses return the unweighted batch value.
 
-    def __init__(self, weight: float) -> None:
+    every: apply on every k-th D step only, weighted by k (lazy regularisation).
+    """
+
+    def __init__(self, weight: float, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"penalty interval every={every} must be >= 1")
         self.weight = weight
+        self.every = every
 
     def __call__(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
         raise NotImplementedError
@@ -39,8 +45,8 @@ class Penalty:
 class GradientPenalty(Penalty):
     """weight * E[(||grad D(x_hat)|| - center)^2], x_hat between real and fake samples."""
 
-    def __init__(self, weight: float = 10.0, center: float = 1.0) -> None:
-        super().__init__(weight)
+    def __init__(self, weight: float = 10.0, center: float = 1.0, every: int = 1) -> None:
+        super().__init__(weight, every)
         self.center = center
 
     def __call__(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:

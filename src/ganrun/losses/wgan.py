@@ -14,5 +14,5 @@ class WassersteinLoss(AdversarialLoss):
     def d_objective(self, real: Tensor, fake: Tensor) -> Tensor:
         return fake.mean() - real.mean()
 
-    def g_objective(self, fake: Tensor) -> Tensor:
+    def g_objective(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -fake.mean()
