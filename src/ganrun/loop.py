@@ -33,10 +33,10 @@ class LoopConfig:
     batch_size: int
     n_critic: int
     ema_decay: float
-    grad_clip: float
     log_every: int
     sample_every: int
     ckpt_every: int
+    grad_clip: float = 0.0
 
 
 def due(step: int, every: int, last: int) -> bool:
