@@ -22,7 +22,17 @@ from ganrun.errors import GanrunError
 from ganrun.loop import d_step, g_step
 from ganrun.train import autocast_factory
 
-GROUPS = ("model", "loss", "dataset", "optimizer", "trainer", "logger", "experiment", "debug")
+GROUPS = (
+    "model",
+    "loss",
+    "dataset",
+    "optimizer",
+    "trainer",
+    "logger",
+    "augment",
+    "experiment",
+    "debug",
+)
 ROOT = f"dataset.root='{SHARED_DATA}'"
 
 

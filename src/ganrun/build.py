@@ -14,9 +14,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
+from ganrun.augment import AugmentedDiscriminator
 from ganrun.ema import ema_copy
 from ganrun.errors import GanrunError
 from ganrun.losses.base import AdversarialLoss
+from ganrun.models.layers import spectral_norm_all
 from ganrun.state import TrainState
 
 
@@ -66,6 +68,10 @@ def check_trainer(trainer: DictConfig, device: torch.device) -> None:
     for key in ("log_every", "sample_every", "ckpt_every"):
         if trainer[key] < 0:
             raise GanrunError(f"trainer.{key}={trainer[key]} must be >= 0 (0: only at the end).")
+    if trainer.get("eval_every", 0) < 0:
+        raise GanrunError(f"trainer.eval_every={trainer.eval_every} must be >= 0 (0: never).")
+    if trainer.get("eval_samples", 1) < 1:
+        raise GanrunError(f"trainer.eval_samples={trainer.eval_samples} must be positive.")
     if trainer.grad_clip < 0:
         raise GanrunError(f"trainer.grad_clip={trainer.grad_clip} must be >= 0 (0: no clipping).")
     if not 0.0 <= trainer.ema_decay < 1.0:
@@ -77,7 +83,18 @@ def build_data(cfg: DictConfig) -> Any:
 
 
 def build_generator(model: DictConfig, data_shape: tuple[int, ...]) -> torch.nn.Module:
-    return make(model.generator, "model.generator", data_shape=tuple(data_shape))
+    G = make(model.generator, "model.generator", data_shape=tuple(data_shape))
+    return spectral_norm_all(G) if model.get("sn_g", False) else G
+
+
+def build_discriminator(cfg: DictConfig, data_shape: tuple[int, ...]) -> torch.nn.Module:
+    """D, with spectral norm when model.sn_d, behind the input augmentation when one is set."""
+    D = make(cfg.model.discriminator, "model.discriminator", data_shape=tuple(data_shape))
+    if cfg.model.get("sn_d", False):
+        D = spectral_norm_all(D)
+    if cfg.get("augment"):
+        D = AugmentedDiscriminator(D, make(cfg.augment, "augment"))
+    return D
 
 
 def build_loss(cfg: DictConfig) -> AdversarialLoss:
@@ -88,9 +105,7 @@ def build_state(cfg: DictConfig, data_shape: tuple[int, ...], device: torch.devi
     """Models (seeded), EMA copy, optimizers and grad scalers, on `device`."""
     torch.manual_seed(cfg.seed)
     G = build_generator(cfg.model, data_shape).to(device)
-    D = make(cfg.model.discriminator, "model.discriminator", data_shape=tuple(data_shape)).to(
-        device
-    )
+    D = build_discriminator(cfg, data_shape).to(device)
     opt_g = make(cfg.optimizer.g, "optimizer.g")(G.parameters())
     opt_d = make(cfg.optimizer.d, "optimizer.d")(D.parameters())
     fp16 = cfg.trainer.precision == "fp16"

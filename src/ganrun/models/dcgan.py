@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganrun.models.layers import dcgan_init, image_shape, upsampling_plan
+from ganrun.models.layers import dcgan_init, dropout_layers, image_shape, upsampling_plan
 
 
 class DCGANGenerator(nn.Module):
@@ -42,9 +42,14 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Image -> strided convs doubling the width (BatchNorm after the first) -> one logit."""
+    """Image -> strided convs doubling the width (BatchNorm after the first) -> one logit.
 
-    def __init__(self, data_shape: tuple[int, ...], width: int = 64, slope: float = 0.2) -> None:
+    dropout > 0 adds dropout after each LeakyReLU.
+    """
+
+    def __init__(
+        self, data_shape: tuple[int, ...], width: int = 64, slope: float = 0.2, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         channels, resolution = image_shape(data_shape, "dcgan")
         start, stages = upsampling_plan(resolution, "dcgan")
@@ -52,12 +57,14 @@ class DCGANDiscriminator(nn.Module):
         layers: list[nn.Module] = [
             nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),
             nn.LeakyReLU(slope, True),
+            *dropout_layers(dropout),
         ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [
                 nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(c_out),
                 nn.LeakyReLU(slope, True),
+                *dropout_layers(dropout),
             ]
         layers.append(nn.Conv2d(widths[-1], 1, start, 1, 0, bias=False))
         self.net = nn.Sequential(*layers)

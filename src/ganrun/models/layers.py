@@ -20,6 +20,19 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def dropout_layers(p: float) -> list[nn.Module]:
+    """[Dropout(p)] when p > 0, else nothing (so p=0 leaves a model's layers unchanged)."""
+    return [nn.Dropout(p)] if p else []
+
+
+def spectral_norm_all(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) on every conv and linear layer of `module`."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module
+
+
 def image_shape(data_shape: tuple[int, ...], model: str) -> tuple[int, int]:
     """(channels, resolution) of square image data, or a clear error for points or odd sizes."""
     if len(data_shape) != 3 or data_shape[1] != data_shape[2]:

@@ -11,11 +11,14 @@ import math
 import torch
 from torch import nn
 
+from ganrun.models.layers import dropout_layers
 
-def _mlp(sizes: list[int], slope: float) -> list[nn.Module]:
+
+def _mlp(sizes: list[int], slope: float, dropout: float = 0.0) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for fan_in, fan_out in zip(sizes[:-2], sizes[1:-1]):
         layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(slope) if slope else nn.ReLU()]
+        layers += dropout_layers(dropout)
     layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return layers
 
@@ -47,7 +50,10 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """A sample -> `depth` hidden layers of `width` units -> one logit per sample."""
+    """A sample -> `depth` hidden layers of `width` units -> one logit per sample.
+
+    dropout > 0 adds dropout after each hidden activation (a classic D regulariser).
+    """
 
     def __init__(
         self,
@@ -55,9 +61,11 @@ class MLPDiscriminator(nn.Module):
         width: int = 256,
         depth: int = 3,
         slope: float = 0.2,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.net = nn.Sequential(*_mlp([math.prod(data_shape)] + [width] * depth + [1], slope))
+        sizes = [math.prod(data_shape)] + [width] * depth + [1]
+        self.net = nn.Sequential(*_mlp(sizes, slope, dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1)).squeeze(1)
