@@ -44,11 +44,13 @@ def usage() -> str:
         "tasks:",
         *(f"  {name:<8} {doc}" for name, (_, doc) in TASKS.items()),
         "",
-        "config groups (pick one with group=option, e.g. model=mlp loss=hinge):",
+        "config groups (pick one with group=option, e.g. model=mlp loss=hinge",
+        "               or model/discriminator=patchgan):",
     ]
-    for group in sorted(p for p in CONF.iterdir() if p.is_dir()):
+    for group in sorted(p for p in CONF.rglob("*") if p.is_dir()):
         options = sorted(f.stem for f in group.glob("*.yaml"))
-        lines.append(f"  {group.name:<10} {', '.join(options)}")
+        name = group.relative_to(CONF).as_posix()
+        lines.append(f"  {name:<20} {', '.join(options)}")
     lines += ["", "example: ganrun train model=dcgan loss=wgan_gp dataset=mnist dataset.root=data"]
     return "\n".join(lines)
 
