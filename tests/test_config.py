@@ -110,7 +110,7 @@ def train_one_step(cfg: DictConfig) -> tuple[DictConfig, dict, dict, dict, dict]
     d_logs = d_step(state, loss, real, torch.randn(B, z_dim, device=device), autocast())
     d_change, g_untouched = max_change(state.D, d_before), max_change(state.G, g_before)
     d_after = snapshot(state.D)
-    g_logs = g_step(state, loss, torch.randn(B, z_dim, device=device), autocast())
+    g_logs = g_step(state, loss, torch.randn(B, z_dim, device=device), autocast(), real)
     g_change, d_untouched = max_change(state.G, g_before), max_change(state.D, d_after)
     # each step moves only its own player
     assert max(g_untouched.values()) == 0.0

@@ -20,8 +20,15 @@ from ganrun.losses.hinge import HingeLoss
 from ganrun.losses.lsgan import LeastSquaresLoss
 from ganrun.losses.minimax import MinimaxLoss
 from ganrun.losses.ns import NonSaturatingLoss
-from ganrun.losses.penalties import GradientPenalty, gradient_penalty, input_gradient_norm
+from ganrun.losses.penalties import (
+    DraganPenalty,
+    GradientPenalty,
+    gradient_penalty,
+    input_gradient_norm,
+)
+from ganrun.losses.relativistic import RelativisticAverageLoss, RelativisticStandardLoss
 from ganrun.losses.wgan import WassersteinLoss
+from ganrun.losses.wgan_clip import ClippedWassersteinLoss
 
 REAL = [2.0, -1.0, 0.5]  # D's logits on a real batch
 FAKE = [-0.5, 1.5, 0.0]  # D's logits on a generated batch
@@ -226,6 +233,10 @@ EXPECTED_CLASS = {
     "wgan_gp": WassersteinLoss,
     "lsgan": LeastSquaresLoss,
     "hinge": HingeLoss,
+    "wgan": ClippedWassersteinLoss,
+    "dragan": NonSaturatingLoss,
+    "rsgan": RelativisticStandardLoss,
+    "ragan": RelativisticAverageLoss,
 }
 LOSS_FILES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 
@@ -241,6 +252,10 @@ def test_loss_yaml_instantiates_expected_class(name):
         assert sorted(loss.penalties) == ["gp"]
         assert type(loss.penalties["gp"]) is GradientPenalty
         assert (loss.penalties["gp"].weight, loss.penalties["gp"].center) == (10.0, 1.0)
+    elif name == "dragan":
+        assert sorted(loss.penalties) == ["dragan"]
+        assert type(loss.penalties["dragan"]) is DraganPenalty
+        assert loss.penalties["dragan"].weight == 10.0
     else:
         assert loss.penalties == {}
     if name == "lsgan":

@@ -63,7 +63,10 @@ class AdversarialLoss:
 
     def g_loss(self, D: nn.Module, fake: Tensor, real: Tensor | None = None) -> tuple[Tensor, Logs]:
         """G's loss on a generated batch (gradients flow through D into G)."""
-        real_logits = D(real).float() if self.uses_real_in_g and real is not None else None
+        real_logits = None
+        if self.uses_real_in_g and real is not None:
+            with torch.no_grad():  # constants for G: its gradient flows through the fakes only
+                real_logits = D(real).float()
         loss = self.g_objective(D(fake).float(), real_logits)
         return loss, {"loss/g": loss.detach()}
 
