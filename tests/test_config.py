@@ -30,6 +30,7 @@ GROUPS = (
     "trainer",
     "logger",
     "augment",
+    "conditioning",
     "experiment",
     "debug",
 )
@@ -88,7 +89,7 @@ def build_all(cfg: DictConfig):
     device = resolve_device(cfg.trainer.device)
     check_trainer(cfg.trainer, device)
     data = build_data(cfg)
-    state = build_state(cfg, data.shape, device)
+    state = build_state(cfg, data.shape, device, data.num_classes)
     return cfg, device, data, state, build_loss(cfg)
 
 
@@ -104,13 +105,16 @@ def train_one_step(cfg: DictConfig) -> tuple[DictConfig, dict, dict, dict, dict]
     """Build from `cfg`, do one D step and one G step; return the per-parameter max changes."""
     cfg, device, data, state, loss = build_all(cfg)
     B, z_dim = cfg.trainer.batch_size, cfg.model.z_dim
-    real, _ = next(data.batches(B, cfg.seed, 0, device))
+    real, labels = next(data.batches(B, cfg.seed, 0, device))
+    labels = labels if cfg.get("conditioning") else None
     autocast = autocast_factory(device, cfg.trainer.precision)
     d_before, g_before = snapshot(state.D), snapshot(state.G)
-    d_logs = d_step(state, loss, real, torch.randn(B, z_dim, device=device), autocast())
+    z = torch.randn(B, z_dim, device=device)
+    d_logs = d_step(state, loss, real, z, autocast(), labels=labels)
     d_change, g_untouched = max_change(state.D, d_before), max_change(state.G, g_before)
     d_after = snapshot(state.D)
-    g_logs = g_step(state, loss, torch.randn(B, z_dim, device=device), autocast(), real)
+    z = torch.randn(B, z_dim, device=device)
+    g_logs = g_step(state, loss, z, autocast(), real, labels=labels)
     g_change, d_untouched = max_change(state.G, g_before), max_change(state.D, d_after)
     # each step moves only its own player
     assert max(g_untouched.values()) == 0.0

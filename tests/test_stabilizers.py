@@ -9,7 +9,7 @@ from test_config import options, train_one_step
 from ganrun.augment import AugmentedDiscriminator, DiffAugment, color, cutout, translation
 from ganrun.build import build_state
 from ganrun.errors import GanrunError
-from ganrun.sample import generate
+from ganrun.generation import generate
 from ganrun.state import unwrap
 from ganrun.train import train
 

@@ -98,5 +98,5 @@ class AugmentedDiscriminator(nn.Module):
         self.module = module
         self.augment = augment
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.module(self.augment(x))
+    def forward(self, x: Tensor, *args, **kwargs) -> Tensor:
+        return self.module(self.augment(x), *args, **kwargs)

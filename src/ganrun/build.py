@@ -6,6 +6,7 @@ which is passed to the models here rather than repeated in every model YAML.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -82,16 +83,48 @@ def build_data(cfg: DictConfig) -> Any:
     return make(cfg.dataset, "dataset")
 
 
-def build_generator(model: DictConfig, data_shape: tuple[int, ...]) -> torch.nn.Module:
-    G = make(model.generator, "model.generator", data_shape=tuple(data_shape))
+def _needs_labels(conditioning: DictConfig | None, num_classes: int | None) -> bool:
+    if not conditioning:
+        return False
+    if not num_classes:
+        raise GanrunError(
+            "conditioning is set but the dataset has no class labels (ring8, grid25, or an "
+            "image_folder without sub-folders). Drop conditioning, or use a labelled dataset "
+            "(digits, mnist, fashion_mnist, cifar10, stacked_mnist)."
+        )
+    return True
+
+
+def build_generator(
+    model: DictConfig,
+    data_shape: tuple[int, ...],
+    conditioning: DictConfig | None = None,
+    num_classes: int | None = None,
+) -> torch.nn.Module:
+    """G from the model config; wrapped for class labels when `conditioning` is set."""
+    shape = tuple(data_shape)
+    if _needs_labels(conditioning, num_classes):
+        make_base = functools.partial(make, model.generator, "model.generator", data_shape=shape)
+        wrapper = make(conditioning.generator, "conditioning.generator")
+        G = wrapper(make_base=make_base, num_classes=num_classes, z_dim=model.z_dim)
+    else:
+        G = make(model.generator, "model.generator", data_shape=shape)
     return spectral_norm_all(G) if model.get("sn_g", False) else G
 
 
-def build_discriminator(cfg: DictConfig, data_shape: tuple[int, ...]) -> torch.nn.Module:
-    """D, with spectral norm when model.sn_d, behind the input augmentation when one is set."""
-    D = make(cfg.model.discriminator, "model.discriminator", data_shape=tuple(data_shape))
+def build_discriminator(
+    cfg: DictConfig, data_shape: tuple[int, ...], num_classes: int | None = None
+) -> torch.nn.Module:
+    """D, with spectral norm when model.sn_d, label-conditioned when `conditioning` is set,
+    behind the input augmentation when one is set."""
+    shape = tuple(data_shape)
+    D = make(cfg.model.discriminator, "model.discriminator", data_shape=shape)
     if cfg.model.get("sn_d", False):
         D = spectral_norm_all(D)
+    conditioning = cfg.get("conditioning")
+    if _needs_labels(conditioning, num_classes):
+        wrapper = make(conditioning.discriminator, "conditioning.discriminator")
+        D = wrapper(base=D, num_classes=num_classes, data_shape=shape)
     if cfg.get("augment"):
         D = AugmentedDiscriminator(D, make(cfg.augment, "augment"))
     return D
@@ -101,11 +134,16 @@ def build_loss(cfg: DictConfig) -> AdversarialLoss:
     return make(cfg.loss, "loss")
 
 
-def build_state(cfg: DictConfig, data_shape: tuple[int, ...], device: torch.device) -> TrainState:
+def build_state(
+    cfg: DictConfig,
+    data_shape: tuple[int, ...],
+    device: torch.device,
+    num_classes: int | None = None,
+) -> TrainState:
     """Models (seeded), EMA copy, optimizers and grad scalers, on `device`."""
     torch.manual_seed(cfg.seed)
-    G = build_generator(cfg.model, data_shape).to(device)
-    D = build_discriminator(cfg, data_shape).to(device)
+    G = build_generator(cfg.model, data_shape, cfg.get("conditioning"), num_classes).to(device)
+    D = build_discriminator(cfg, data_shape, num_classes).to(device)
     opt_g = make(cfg.optimizer.g, "optimizer.g")(G.parameters())
     opt_d = make(cfg.optimizer.d, "optimizer.d")(D.parameters())
     fp16 = cfg.trainer.precision == "fp16"

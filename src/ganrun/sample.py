@@ -12,12 +12,8 @@ from rich.console import Console
 from ganrun.artifacts import save_grid, save_scatter, to_uint8, write_npz
 from ganrun.build import build_generator, resolve_device
 from ganrun.errors import GanrunError
+from ganrun.generation import class_labels, generate
 from ganrun.state import load_checkpoint, resolve_checkpoint, run_folder_of
-
-
-@torch.no_grad()
-def generate(G: torch.nn.Module, z: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([G(chunk).float().cpu() for chunk in z.split(batch_size)])
 
 
 def sample(cfg: DictConfig, console: Console | None = None) -> Path:
@@ -29,18 +25,30 @@ def sample(cfg: DictConfig, console: Console | None = None) -> Path:
     ckpt = load_checkpoint(path, "ckpt")
     saved = OmegaConf.create(ckpt["config"])
     device = resolve_device(cfg.device)
-    G = build_generator(saved.model, tuple(ckpt["data"]["shape"])).to(device)
+    conditioning, num_classes = saved.get("conditioning"), ckpt["data"]["num_classes"]
+    G = build_generator(saved.model, tuple(ckpt["data"]["shape"]), conditioning, num_classes)
     G.load_state_dict(ckpt["G_ema" if cfg.ema else "G"])
-    G.eval()
+    G.to(device).eval()
+    labels = None
+    if conditioning:
+        labels = class_labels(cfg.n, num_classes, cfg.labels)
+    elif cfg.labels:
+        raise GanrunError(
+            f"labels={list(cfg.labels)}: this checkpoint's model is unconditional (no "
+            f"conditioning in its config). Drop labels=, or train with conditioning=projection."
+        )
 
     z = torch.randn(cfg.n, saved.model.z_dim, generator=torch.Generator().manual_seed(cfg.seed))
-    samples = generate(G, z.to(device), cfg.batch_size)
+    y = None if labels is None else labels.to(device)
+    samples = generate(G, z.to(device), cfg.batch_size, y)
+    extra = {} if labels is None else {"labels": labels.numpy().astype(np.int64)}
     out = Path(cfg.out) if cfg.out else run_folder_of(path) / f"samples_{ckpt['step']:07d}"
     if samples.dim() == 4:
         save_grid(samples, out / "grid.png")
-        write_npz(out / "samples.npz", images=to_uint8(samples).permute(0, 2, 3, 1).numpy())
+        images = to_uint8(samples).permute(0, 2, 3, 1).numpy()
+        write_npz(out / "samples.npz", images=images, **extra)
     else:
         save_scatter(samples, out / "scatter.png")
-        write_npz(out / "samples.npz", points=samples.numpy().astype(np.float32))
+        write_npz(out / "samples.npz", points=samples.numpy().astype(np.float32), **extra)
     console.print(f"{cfg.n} samples from {path} (step {ckpt['step']}) -> {out}")
     return out

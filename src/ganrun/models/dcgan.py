@@ -70,5 +70,12 @@ class DCGANDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map (B, C, start, start), before the logit conv."""
+        return self.net[:-1](x)
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net[-1](h).flatten()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+        return self.classify(self.features(x))

@@ -67,5 +67,12 @@ class MLPDiscriminator(nn.Module):
         sizes = [math.prod(data_shape)] + [width] * depth + [1]
         self.net = nn.Sequential(*_mlp(sizes, slope, dropout))
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations (B, width)."""
+        return self.net[:-1](x.flatten(1))
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net[-1](h).squeeze(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1)).squeeze(1)
+        return self.classify(self.features(x))

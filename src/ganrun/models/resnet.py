@@ -93,6 +93,12 @@ class ResNetDiscriminator(nn.Module):
         self.linear = nn.Linear(width, 1)
         self.apply(_xavier)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Globally sum-pooled block activations (B, width)."""
+        return F.relu(self.blocks(x)).sum(dim=(2, 3))
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
         return self.linear(h).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))

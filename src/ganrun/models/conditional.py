@@ -1,0 +1,112 @@
+"""Class-conditional wrappers that work with any architecture in models/.
+
+Generator side:
+- EmbeddingGenerator: z is concatenated with a learned label embedding (Mirza & Osindero
+  2014); the wrapped G is built with the wider latent.
+- ConditionalBNGenerator: every BatchNorm of the wrapped G gets per-class scale and shift
+  (conditional BatchNorm, de Vries et al. 2017; as in SNGAN/BigGAN).
+Discriminator side:
+- ProjectionDiscriminator: D(x, y) = head(phi(x)) + <embed(y), phi(x)> (Miyato & Koyama
+  2018); needs a D that exposes `features(x)` and `classify(h)`.
+
+The wrapped network is `.base` (not `.module`), so checkpoints keep the whole conditional
+model, embeddings included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ganrun.errors import GanrunError
+
+
+class EmbeddingGenerator(nn.Module):
+    """G(z, y) = base([z, embed(y)])."""
+
+    def __init__(
+        self, make_base: Callable[..., nn.Module], num_classes: int, z_dim: int, embed_dim: int = 32
+    ) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.base = make_base(z_dim=z_dim + embed_dim)
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        return self.base(torch.cat([z.flatten(1), self.embed(y).to(z.dtype)], dim=1))
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm without its own affine, then gamma(y) * x + beta(y); labels set per forward."""
+
+    def __init__(self, bn: nn.modules.batchnorm._BatchNorm, num_classes: int) -> None:
+        super().__init__()
+        self.bn = type(bn)(bn.num_features, eps=bn.eps, momentum=bn.momentum, affine=False)
+        self.gamma = nn.Embedding(num_classes, bn.num_features)
+        self.beta = nn.Embedding(num_classes, bn.num_features)
+        nn.init.ones_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+        self.labels: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = (x.shape[0], -1) + (1,) * (x.dim() - 2)
+        return self.bn(x) * self.gamma(self.labels).view(shape) + self.beta(self.labels).view(shape)
+
+
+class ConditionalBNGenerator(nn.Module):
+    """G(z, y) = base(z) with every BatchNorm conditioned on y."""
+
+    def __init__(self, make_base: Callable[..., nn.Module], num_classes: int, z_dim: int) -> None:
+        super().__init__()
+        self.z_dim = z_dim
+        self.base = make_base()
+        self.cbn: list[ConditionalBatchNorm] = []
+        for parent in list(self.base.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                    cbn = ConditionalBatchNorm(child, num_classes)
+                    setattr(parent, name, cbn)
+                    self.cbn.append(cbn)
+        if not self.cbn:
+            raise GanrunError(
+                f"conditioning with conditional BatchNorm needs a generator with BatchNorm; "
+                f"{type(self.base).__name__} has none. Use conditioning=projection (label "
+                f"embedding) for this generator."
+            )
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        for cbn in self.cbn:
+            cbn.labels = y
+        try:
+            return self.base(z)
+        finally:
+            for cbn in self.cbn:
+                cbn.labels = None
+
+
+class ProjectionDiscriminator(nn.Module):
+    """D(x, y) = base.classify(phi) + <embed(y), phi>, phi = base.features(x) flattened."""
+
+    def __init__(self, base: nn.Module, num_classes: int, data_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        if not (hasattr(base, "features") and hasattr(base, "classify")):
+            raise GanrunError(
+                f"projection conditioning needs a discriminator with features() and classify(); "
+                f"{type(base).__name__} has no single feature vector (PatchGAN judges patches). "
+                f"Use model/discriminator=dcgan, resnet or mlp."
+            )
+        self.base = base
+        was_training = base.training
+        base.eval()
+        with torch.no_grad():
+            width = base.features(torch.zeros(1, *data_shape)).flatten(1).shape[1]
+        base.train(was_training)
+        self.embed = nn.Embedding(num_classes, width)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        h = self.base.features(x)
+        projection = (self.embed(y).to(h.dtype) * h.flatten(1)).sum(dim=1)
+        return self.base.classify(h) + projection
