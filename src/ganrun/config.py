@@ -38,6 +38,8 @@ class TrainerConfig:
     log_every: int = 50  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between sample grids (fixed noise)
     ckpt_every: int = 1000  # steps between step_<N>.pt (last.pt is also kept)
+    eval_every: int = 0  # steps between eval/* metrics (datasets with evaluate()); 0 = never
+    eval_samples: int = 2500  # generated samples per evaluation (fixed noise from seed)
     n_samples: int = 64  # images in each sample grid
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
 

@@ -4,7 +4,7 @@
         for _ in range(n_critic):     d_step(real batch)      # discriminator phase
         g_step()                                              # generator phase
         update_ema(G_ema, G)
-        cadences: log, sample grid (fixed noise), checkpoint
+        cadences: log (+ eval metrics), sample grid (fixed noise), checkpoint
 
 Losses are read back from the device only on log steps, so the hot loop never waits on it.
 """
@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ganrun.artifacts import save_samples
 from ganrun.ema import update_ema
+from ganrun.generation import conditioned
 from ganrun.losses.base import AdversarialLoss, Logs
 from ganrun.state import TrainState
 from ganrun.tracking import Tracker
@@ -37,11 +38,25 @@ class LoopConfig:
     sample_every: int
     ckpt_every: int
     grad_clip: float = 0.0
+    conditional: bool = False  # feed the batches' class labels to G and D
+    eval_every: int = 0  # 0: never evaluate
 
 
 def due(step: int, every: int, last: int) -> bool:
     """True on every `every`-th step and on the final one (every=0: final only)."""
     return step == last or (every > 0 and step % every == 0)
+
+
+def eval_due(step: int, cfg: LoopConfig) -> bool:
+    """Like due() for cfg.eval_every, except that eval_every=0 means never (not final only)."""
+    return cfg.eval_every > 0 and due(step, cfg.eval_every, cfg.max_steps)
+
+
+def eval_metrics(
+    evaluate: Callable[[torch.nn.Module], dict[str, float]], G: torch.nn.Module
+) -> dict[str, float]:
+    """evaluate(G)'s metrics as floats under an `eval/` prefix."""
+    return {f"eval/{k}": float(v) for k, v in evaluate(G).items()}
 
 
 def optimizer_step(
@@ -66,12 +81,18 @@ def d_step(
     autocast: AbstractContextManager,
     index: int = 0,
     clip: float = 0.0,
+    labels: Tensor | None = None,
 ) -> Logs:
-    """One discriminator update; `index` counts D steps in the run (for lazy penalties)."""
+    """One discriminator update; `index` counts D steps in the run (for lazy penalties).
+
+    With class labels (conditional models) the fakes are drawn for the real batch's labels
+    and D judges both under them, penalties included.
+    """
+    G, D = conditioned(state.G, labels), conditioned(state.D, labels)
     with autocast:
         with torch.no_grad():
-            fake = state.G(z)
-        loss_d, logs = loss.d_loss(state.D, real, fake, index)
+            fake = G(z)
+        loss_d, logs = loss.d_loss(D, real, fake, index)
     optimizer_step(loss_d, state.opt_d, state.scaler_d, clip)
     loss.after_d_step(state.D)
     return logs
@@ -84,11 +105,14 @@ def g_step(
     autocast: AbstractContextManager,
     real: Tensor | None = None,
     clip: float = 0.0,
+    labels: Tensor | None = None,
 ) -> Logs:
-    """One generator update; `real` (the last D batch) feeds relativistic objectives."""
+    """One generator update; `real` (the last D batch) feeds relativistic objectives and
+    `labels` (its classes) conditional models."""
+    G, D = conditioned(state.G, labels), conditioned(state.D, labels)
     state.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with autocast:
-        loss_g, logs = loss.g_loss(state.D, state.G(z), real)
+        loss_g, logs = loss.g_loss(D, G(z), real)
     optimizer_step(loss_g, state.opt_g, state.scaler_g, clip)
     state.D.requires_grad_(True)
     return logs
@@ -105,8 +129,14 @@ def fit(
     tracker: Tracker,
     samples_dir: Path,
     checkpoint: Callable[[bool], None],
+    evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+    fixed_labels: Tensor | None = None,
 ) -> dict[str, float]:
-    """Train from state.step to cfg.max_steps; returns the last logged metrics."""
+    """Train from state.step to cfg.max_steps; returns the last logged metrics.
+
+    `evaluate(G_ema)` (when given) runs on eval_due() steps; its metrics go in that step's
+    metrics.jsonl line as eval/<name>.
+    """
     device = fixed_z.device
     B = cfg.batch_size
     last: dict[str, float] = {}
@@ -115,16 +145,18 @@ def fit(
     try:
         for step in range(state.step, cfg.max_steps):
             for i in range(cfg.n_critic):
-                real, _labels = next(batches)
+                real, labels = next(batches)
+                labels = labels if cfg.conditional else None
                 z = torch.randn(B, z_dim, device=device)
                 index = step * cfg.n_critic + i
-                d_logs = d_step(state, loss, real, z, autocast(), index, cfg.grad_clip)
+                d_logs = d_step(state, loss, real, z, autocast(), index, cfg.grad_clip, labels)
             z = torch.randn(B, z_dim, device=device)
-            g_logs = g_step(state, loss, z, autocast(), real, cfg.grad_clip)
+            g_logs = g_step(state, loss, z, autocast(), real, cfg.grad_clip, labels)
             update_ema(state.G_ema, state.G, cfg.ema_decay, step)
             state.step = done = step + 1
             tracker.advance(done)
 
+            metrics: dict[str, float] = {}
             if due(done, cfg.log_every, cfg.max_steps):
                 metrics = {k: v.item() for k, v in {**d_logs, **g_logs}.items()}
                 now = time.perf_counter()
@@ -132,12 +164,15 @@ def fit(
                     (done - tick_step) * cfg.n_critic * B / max(now - tick, 1e-9)
                 )
                 tick, tick_step = now, done
+            if evaluate is not None and eval_due(done, cfg):
+                metrics.update(eval_metrics(evaluate, state.G_ema))
+            if metrics:
                 tracker.log(metrics, done)
                 last = metrics
             if due(done, cfg.sample_every, cfg.max_steps):
                 path = samples_dir / f"{done:07d}.png"
                 with torch.no_grad():
-                    save_samples(state.G_ema(fixed_z), path)
+                    save_samples(conditioned(state.G_ema, fixed_labels)(fixed_z), path)
                 tracker.log_image("samples", path, done)
             if due(done, cfg.ckpt_every, cfg.max_steps):
                 checkpoint(cfg.ckpt_every > 0 and done % cfg.ckpt_every == 0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Sized
+from collections.abc import Callable, Sized
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -17,6 +18,7 @@ from ganrun.artifacts import save_samples
 from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
 from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
+from ganrun.generation import class_labels, generate
 from ganrun.loop import LoopConfig, fit
 from ganrun.resume import resumed_config
 from ganrun.state import (
@@ -79,12 +81,34 @@ def write_config(
         )
 
 
+def make_evaluator(
+    data: Any,
+    z_dim: int,
+    n: int,
+    seed: int,
+    device: torch.device,
+    num_classes: int | None = None,
+) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """G -> data.evaluate(G(z)), on `n` fixed latents from a generator of their own.
+
+    The noise comes from a dedicated torch.Generator seeded with `seed`, never from the
+    global RNG, so evaluating does not change the run (resume stays bit-exact).
+    """
+    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    labels = None if num_classes is None else class_labels(n, num_classes).to(device)
+
+    def evaluate(G: torch.nn.Module) -> dict[str, float]:
+        return data.evaluate(generate(G, z, 1024, labels))
+
+    return evaluate
+
+
 def summary_table(run_dir: Path, state: TrainState, wall: float, last: dict[str, float]) -> Table:
     table = Table(title="ganrun train", show_header=False)
     table.add_row("run folder", str(run_dir))
     table.add_row("steps", str(state.step))
     table.add_row("wall time", f"{wall:.1f} s")
-    for key in ("loss/d", "loss/g", "perf/img_per_s"):
+    for key in ("loss/d", "loss/g", "perf/img_per_s", "eval/modes", "eval/hq_pct"):
         if key in last:
             table.add_row(key, f"{last[key]:.4g}")
     table.add_row("checkpoint", str(run_dir / "checkpoints" / "last.pt"))
@@ -117,7 +141,8 @@ def train(
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
     data = build_data(cfg)
-    state = build_state(cfg, data.shape, device)
+    state = build_state(cfg, data.shape, device, data.num_classes)
+    conditional = bool(cfg.get("conditioning"))
     loss = build_loss(cfg)
     if isinstance(data, Sized):  # finite data: fail before the run folder is touched
         check_batch_size(len(data), trainer.batch_size)
@@ -154,10 +179,19 @@ def train(
         fixed_z = torch.randn(
             trainer.n_samples, z_dim, generator=torch.Generator().manual_seed(cfg.seed)
         )
+        classes = data.num_classes if conditional else None
+        fixed_labels = None if classes is None else class_labels(trainer.n_samples, classes)
         batches = data.batches(trainer.batch_size, cfg.seed, state.step * trainer.n_critic, device)
         if ckpt is not None:
             set_rng_state(ckpt["rng"])
-        loop_cfg = LoopConfig(**{k: trainer[k] for k in LoopConfig.__dataclass_fields__})
+        # keys a checkpoint from an older version lacks keep their LoopConfig defaults
+        loop_cfg = LoopConfig(
+            **{k: trainer[k] for k in LoopConfig.__dataclass_fields__ if k in trainer},
+            conditional=conditional,
+        )
+        evaluate = None
+        if loop_cfg.eval_every > 0 and hasattr(data, "evaluate"):
+            evaluate = make_evaluator(data, z_dim, trainer.eval_samples, cfg.seed, device, classes)
         last = fit(
             state,
             loss,
@@ -169,6 +203,8 @@ def train(
             Tracker(run_dir, console),
             run_dir / "samples",
             checkpoint,
+            evaluate,
+            None if fixed_labels is None else fixed_labels.to(device),
         )
         console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
         return last
