@@ -439,3 +439,23 @@ def test_smoke_training_gives_finite_losses(overrides, tmp_path):
     assert all(math.isfinite(v) for v in last.values())
     for name in cfg.loss.penalties:  # dragan's and the command-line r1 are logged
         assert name in last and last[name] >= 0.0
+
+
+# ------------------------------------------------------------------- label smoothing
+
+
+def test_one_sided_label_smoothing_targets_real_label_for_reals_only():
+    """real_label=0.9: D's loss is 0.9*(-log s(r)) + 0.1*(-log(1 - s(r))) - log(1 - s(f)), by hand."""
+    from ganrun.losses.ns import NonSaturatingLoss
+
+    r, f = 1.5, -0.5
+    s_r, s_f = sigmoid(r), sigmoid(f)
+    expected = -(0.9 * math.log(s_r) + 0.1 * math.log(1 - s_r)) - math.log(1 - s_f)
+    value = NonSaturatingLoss(real_label=0.9).d_objective(t([r]), t([f]))
+    torch.testing.assert_close(value, torch.tensor(expected))
+    plain = NonSaturatingLoss().d_objective(t([r]), t([f]))
+    torch.testing.assert_close(plain, torch.tensor(-math.log(s_r) - math.log(1 - s_f)))
+    # G's objective is unchanged by smoothing
+    torch.testing.assert_close(
+        NonSaturatingLoss(real_label=0.9).g_objective(t([f])), torch.tensor(-math.log(s_f))
+    )

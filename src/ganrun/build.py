@@ -73,6 +73,11 @@ def check_trainer(trainer: DictConfig, device: torch.device) -> None:
         raise GanrunError(f"trainer.eval_every={trainer.eval_every} must be >= 0 (0: never).")
     if trainer.get("eval_samples", 1) < 1:
         raise GanrunError(f"trainer.eval_samples={trainer.eval_samples} must be positive.")
+    if trainer.instance_noise < 0 or trainer.instance_noise_steps < 0:
+        raise GanrunError(
+            f"trainer.instance_noise={trainer.instance_noise} and trainer.instance_noise_steps="
+            f"{trainer.instance_noise_steps} must be >= 0."
+        )
     if trainer.grad_clip < 0:
         raise GanrunError(f"trainer.grad_clip={trainer.grad_clip} must be >= 0 (0: no clipping).")
     if not 0.0 <= trainer.ema_decay < 1.0:

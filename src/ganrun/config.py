@@ -35,6 +35,8 @@ class TrainerConfig:
     compile: bool = False  # torch.compile G and D
     ema_decay: float = 0.999  # EMA of G's weights; samples come from the EMA copy
     grad_clip: float = 0.0  # max global gradient norm for G and D updates; 0 = no clipping
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs at step 0; 0 = off
+    instance_noise_steps: int = 0  # steps to anneal that std linearly to 0; 0 = max_steps
     log_every: int = 50  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between sample grids (fixed noise)
     ckpt_every: int = 1000  # steps between step_<N>.pt (last.pt is also kept)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ganrun.artifacts import save_samples
+from ganrun.augment import with_instance_noise
 from ganrun.ema import update_ema
 from ganrun.generation import conditioned
 from ganrun.losses.base import AdversarialLoss, Logs
@@ -39,6 +40,15 @@ class LoopConfig:
     ckpt_every: int
     grad_clip: float = 0.0
     conditional: bool = False  # feed the batches' class labels to G and D
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs at step 0
+    instance_noise_steps: int = 0  # steps over which that std decays linearly to 0 (0: max_steps)
+
+    def noise_std(self, step: int) -> float:
+        if self.instance_noise <= 0:
+            return 0.0
+        horizon = self.instance_noise_steps or self.max_steps
+        return self.instance_noise * max(0.0, 1.0 - step / horizon)
+
     eval_every: int = 0  # 0: never evaluate
 
 
@@ -82,13 +92,14 @@ def d_step(
     index: int = 0,
     clip: float = 0.0,
     labels: Tensor | None = None,
+    noise: float = 0.0,
 ) -> Logs:
     """One discriminator update; `index` counts D steps in the run (for lazy penalties).
 
     With class labels (conditional models) the fakes are drawn for the real batch's labels
     and D judges both under them, penalties included.
     """
-    G, D = conditioned(state.G, labels), conditioned(state.D, labels)
+    G, D = conditioned(state.G, labels), with_instance_noise(conditioned(state.D, labels), noise)
     with autocast:
         with torch.no_grad():
             fake = G(z)
@@ -106,10 +117,11 @@ def g_step(
     real: Tensor | None = None,
     clip: float = 0.0,
     labels: Tensor | None = None,
+    noise: float = 0.0,
 ) -> Logs:
     """One generator update; `real` (the last D batch) feeds relativistic objectives and
     `labels` (its classes) conditional models."""
-    G, D = conditioned(state.G, labels), conditioned(state.D, labels)
+    G, D = conditioned(state.G, labels), with_instance_noise(conditioned(state.D, labels), noise)
     state.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with autocast:
         loss_g, logs = loss.g_loss(D, G(z), real)
@@ -144,14 +156,17 @@ def fit(
     tracker.start(state.step, cfg.max_steps)
     try:
         for step in range(state.step, cfg.max_steps):
+            noise = cfg.noise_std(step)
             for i in range(cfg.n_critic):
                 real, labels = next(batches)
                 labels = labels if cfg.conditional else None
                 z = torch.randn(B, z_dim, device=device)
                 index = step * cfg.n_critic + i
-                d_logs = d_step(state, loss, real, z, autocast(), index, cfg.grad_clip, labels)
+                d_logs = d_step(
+                    state, loss, real, z, autocast(), index, cfg.grad_clip, labels, noise
+                )
             z = torch.randn(B, z_dim, device=device)
-            g_logs = g_step(state, loss, z, autocast(), real, cfg.grad_clip, labels)
+            g_logs = g_step(state, loss, z, autocast(), real, cfg.grad_clip, labels, noise)
             update_ema(state.G_ema, state.G, cfg.ema_decay, step)
             state.step = done = step + 1
             tracker.advance(done)
