@@ -20,6 +20,7 @@ from ganrun.ema import ema_copy
 from ganrun.errors import GanrunError
 from ganrun.losses.base import AdversarialLoss
 from ganrun.models.layers import spectral_norm_all
+from ganrun.models.vbn import VirtualBatchNormGenerator
 from ganrun.state import TrainState
 
 
@@ -108,12 +109,20 @@ def build_generator(
 ) -> torch.nn.Module:
     """G from the model config; wrapped for class labels when `conditioning` is set."""
     shape = tuple(data_shape)
+    make_base = functools.partial(make, model.generator, "model.generator", data_shape=shape)
+    virtual_bn = model.get("virtual_bn", False)
     if _needs_labels(conditioning, num_classes):
-        make_base = functools.partial(make, model.generator, "model.generator", data_shape=shape)
+        if virtual_bn:
+            raise GanrunError(
+                "model.virtual_bn=true and conditioning both replace G's BatchNorm; pick one "
+                "(model.virtual_bn=false, or drop conditioning)."
+            )
         wrapper = make(conditioning.generator, "conditioning.generator")
         G = wrapper(make_base=make_base, num_classes=num_classes, z_dim=model.z_dim)
+    elif virtual_bn:
+        G = VirtualBatchNormGenerator(make_base, model.z_dim)
     else:
-        G = make(model.generator, "model.generator", data_shape=shape)
+        G = make_base()
     return spectral_norm_all(G) if model.get("sn_g", False) else G
 
 
