@@ -12,6 +12,7 @@ from test_config import options, train_one_step
 from ganrun.build import build_state
 from ganrun.errors import GanrunError
 from ganrun.models.conditional import (
+    ACGANDiscriminator,
     ConditionalBatchNorm,
     ConditionalBNGenerator,
     EmbeddingGenerator,
@@ -29,7 +30,7 @@ SHAPE = (1, 16, 16)
 def test_conditioning_yaml_builds_and_steps(name, make_cfg):
     """conditioning=<name> on the labelled digits: both players move in one D and one G step."""
     _, d_change, g_change, logs, built = train_one_step(make_cfg(f"conditioning={name}"))
-    assert isinstance(built["state"].D, ProjectionDiscriminator)
+    assert isinstance(built["state"].D, (ProjectionDiscriminator, ACGANDiscriminator))
     assert 0 < max(d_change.values()) < 1
     assert 0 < max(g_change.values()) < 1
 
@@ -123,3 +124,40 @@ def test_sample_draws_the_requested_classes(conditional_run, tmp_path):
     assert not np.array_equal(s["images"], t["images"])
     with pytest.raises(GanrunError, match="out of range"):
         sample(compose_cfg(*base, "labels=[10]", task="sample", smoke=False))
+
+
+def test_acgan_aux_loss_is_weighted_class_cross_entropy_in_both_players():
+    """aux_loss = weight * CE(class head, y) by hand; d_loss adds it on reals and fakes, g_loss
+    on fakes; the adversarial head ignores the labels."""
+    from ganrun.loop import auxiliary
+    from ganrun.losses.ns import NonSaturatingLoss
+
+    torch.manual_seed(0)
+    base = DCGANDiscriminator(SHAPE, width=8).eval()
+    D = ACGANDiscriminator(base, 10, SHAPE, weight=0.5).eval()
+    x, y = torch.randn(4, *SHAPE), torch.tensor([1, 2, 3, 4])
+    logits = D.class_logits(x)
+    by_hand = -sum(torch.log_softmax(logits[i], 0)[y[i]] for i in range(4)) / 4
+    torch.testing.assert_close(D.aux_loss(x, y), 0.5 * by_hand)
+    torch.testing.assert_close(D(x, y), D(x, torch.zeros(4, dtype=torch.long)))
+
+    aux = auxiliary(D, y)
+    fake = torch.randn(4, *SHAPE)
+    loss = NonSaturatingLoss()
+    d_with, d_logs = loss.d_loss(D, x, fake, aux=aux)
+    d_without, _ = loss.d_loss(D, x, fake)
+    torch.testing.assert_close(d_with - d_without, D.aux_loss(x, y) + D.aux_loss(fake, y))
+    torch.testing.assert_close(d_logs["aux/d"], D.aux_loss(x, y) + D.aux_loss(fake, y))
+    g_with, g_logs = loss.g_loss(D, fake, aux=aux)
+    g_without, _ = loss.g_loss(D, fake)
+    torch.testing.assert_close(g_with - g_without, D.aux_loss(fake, y))
+    assert auxiliary(ProjectionDiscriminator(base, 10, SHAPE), y) is None
+    assert auxiliary(D, None) is None
+
+
+def test_acgan_with_augment_is_refused(make_cfg):
+    """The class head would see un-augmented inputs: a clear error naming both options."""
+    with pytest.raises(GanrunError, match="acgan"):
+        build_state(
+            make_cfg("conditioning=acgan", "augment=diffaugment"), SHAPE, torch.device("cpu"), 10
+        )

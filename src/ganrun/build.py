@@ -140,6 +140,11 @@ def build_discriminator(
         wrapper = make(conditioning.discriminator, "conditioning.discriminator")
         D = wrapper(base=D, num_classes=num_classes, data_shape=shape)
     if cfg.get("augment"):
+        if hasattr(D, "aux_loss"):
+            raise GanrunError(
+                "augment and conditioning=acgan together are not supported (the auxiliary "
+                "classifier would see un-augmented inputs). Drop one of them."
+            )
         D = AugmentedDiscriminator(D, make(cfg.augment, "augment"))
     return D
 

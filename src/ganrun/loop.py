@@ -11,6 +11,7 @@ Losses are read back from the device only on log steps, so the hot loop never wa
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -83,6 +84,12 @@ def optimizer_step(
     scaler.update()
 
 
+def auxiliary(D: torch.nn.Module, labels: Tensor | None) -> Callable[[Tensor], Tensor] | None:
+    """D's auxiliary loss with the labels bound (ACGAN's class head), if D has one."""
+    aux = getattr(D, "aux_loss", None)
+    return None if aux is None or labels is None else functools.partial(aux, y=labels)
+
+
 def d_step(
     state: TrainState,
     loss: AdversarialLoss,
@@ -103,7 +110,7 @@ def d_step(
     with autocast:
         with torch.no_grad():
             fake = G(z)
-        loss_d, logs = loss.d_loss(D, real, fake, index)
+        loss_d, logs = loss.d_loss(D, real, fake, index, auxiliary(state.D, labels))
     optimizer_step(loss_d, state.opt_d, state.scaler_d, clip)
     loss.after_d_step(state.D)
     return logs
@@ -124,7 +131,7 @@ def g_step(
     G, D = conditioned(state.G, labels), with_instance_noise(conditioned(state.D, labels), noise)
     state.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with autocast:
-        loss_g, logs = loss.g_loss(D, G(z), real)
+        loss_g, logs = loss.g_loss(D, G(z), real, auxiliary(state.D, labels))
     optimizer_step(loss_g, state.opt_g, state.scaler_g, clip)
     state.D.requires_grad_(True)
     return logs

@@ -6,7 +6,7 @@ scaler and the optimizers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ganrun.losses.penalties import Penalty
 
 Logs = dict[str, Tensor]
+Aux = Callable[[Tensor], Tensor]  # x -> an extra loss on x (ACGAN's class cross-entropy)
 
 
 class AdversarialLoss:
@@ -41,12 +42,13 @@ class AdversarialLoss:
         """A constraint applied to D after its optimizer step (WGAN's weight clipping)."""
 
     def d_loss(
-        self, D: nn.Module, real: Tensor, fake: Tensor, d_step: int = 0
+        self, D: nn.Module, real: Tensor, fake: Tensor, d_step: int = 0, aux: Aux | None = None
     ) -> tuple[Tensor, Logs]:
         """D's loss on a real batch and a (detached) generated batch.
 
         `d_step` counts D steps from the start of the run; a penalty with `every=k` (lazy
         regularisation, StyleGAN2) runs on every k-th D step with its weight scaled by k.
+        `aux(x)` (ACGAN's class cross-entropy) is added on reals and fakes.
         """
         fake = fake.detach()
         real_logits, fake_logits = D(real), D(fake)
@@ -58,17 +60,29 @@ class AdversarialLoss:
             value = penalty(D, real, fake)
             loss = loss + penalty.weight * penalty.every * value
             logs[name] = value.detach()
+        if aux is not None:
+            aux_value = aux(real) + aux(fake)
+            loss = loss + aux_value
+            logs["aux/d"] = aux_value.detach()
         logs["loss/d"] = loss.detach()
         return loss, logs
 
-    def g_loss(self, D: nn.Module, fake: Tensor, real: Tensor | None = None) -> tuple[Tensor, Logs]:
+    def g_loss(
+        self, D: nn.Module, fake: Tensor, real: Tensor | None = None, aux: Aux | None = None
+    ) -> tuple[Tensor, Logs]:
         """G's loss on a generated batch (gradients flow through D into G)."""
         real_logits = None
         if self.uses_real_in_g and real is not None:
             with torch.no_grad():  # constants for G: its gradient flows through the fakes only
                 real_logits = D(real).float()
         loss = self.g_objective(D(fake).float(), real_logits)
-        return loss, {"loss/g": loss.detach()}
+        logs: Logs = {}
+        if aux is not None:  # ACGAN: G also wants its fakes classified as their labels
+            aux_value = aux(fake)
+            loss = loss + aux_value
+            logs["aux/g"] = aux_value.detach()
+        logs["loss/g"] = loss.detach()
+        return loss, logs
 
 
 def mean_softplus(x: Tensor) -> Tensor:

@@ -8,6 +8,9 @@ Generator side:
 Discriminator side:
 - ProjectionDiscriminator: D(x, y) = head(phi(x)) + <embed(y), phi(x)> (Miyato & Koyama
   2018); needs a D that exposes `features(x)` and `classify(h)`.
+- ACGANDiscriminator: an unconditional real/fake head plus an auxiliary classifier on the
+  same features (Odena et al. 2017); its `aux_loss(x, y)` is the class cross-entropy that
+  the losses add for D (reals and fakes) and for G (fakes).
 
 The wrapped network is `.base` (not `.module`), so checkpoints keep the whole conditional
 model, embeddings included.
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun.errors import GanrunError
@@ -86,23 +90,29 @@ class ConditionalBNGenerator(nn.Module):
                 cbn.labels = None
 
 
+def feature_width(base: nn.Module, data_shape: tuple[int, ...], what: str) -> int:
+    """Size of base.features(x) flattened; a clear error for a D without one feature vector."""
+    if not (hasattr(base, "features") and hasattr(base, "classify")):
+        raise GanrunError(
+            f"{what} needs a discriminator with features() and classify(); "
+            f"{type(base).__name__} has no single feature vector (PatchGAN judges patches). "
+            f"Use model/discriminator=dcgan, resnet or mlp."
+        )
+    was_training = base.training
+    base.eval()
+    with torch.no_grad():
+        width = base.features(torch.zeros(1, *data_shape)).flatten(1).shape[1]
+    base.train(was_training)
+    return width
+
+
 class ProjectionDiscriminator(nn.Module):
     """D(x, y) = base.classify(phi) + <embed(y), phi>, phi = base.features(x) flattened."""
 
     def __init__(self, base: nn.Module, num_classes: int, data_shape: tuple[int, ...]) -> None:
         super().__init__()
-        if not (hasattr(base, "features") and hasattr(base, "classify")):
-            raise GanrunError(
-                f"projection conditioning needs a discriminator with features() and classify(); "
-                f"{type(base).__name__} has no single feature vector (PatchGAN judges patches). "
-                f"Use model/discriminator=dcgan, resnet or mlp."
-            )
+        width = feature_width(base, data_shape, "projection conditioning")
         self.base = base
-        was_training = base.training
-        base.eval()
-        with torch.no_grad():
-            width = base.features(torch.zeros(1, *data_shape)).flatten(1).shape[1]
-        base.train(was_training)
         self.embed = nn.Embedding(num_classes, width)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
@@ -110,3 +120,25 @@ class ProjectionDiscriminator(nn.Module):
         h = self.base.features(x)
         projection = (self.embed(y).to(h.dtype) * h.flatten(1)).sum(dim=1)
         return self.base.classify(h) + projection
+
+
+class ACGANDiscriminator(nn.Module):
+    """Real/fake logits from the wrapped D, plus a linear class head on the same features."""
+
+    def __init__(
+        self, base: nn.Module, num_classes: int, data_shape: tuple[int, ...], weight: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.base = base
+        self.weight = weight
+        self.classifier = nn.Linear(feature_width(base, data_shape, "ACGAN"), num_classes)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.base(x)  # the adversarial head is unconditional in ACGAN
+
+    def class_logits(self, x: Tensor) -> Tensor:
+        return self.classifier(self.base.features(x).flatten(1))
+
+    def aux_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """weight * cross-entropy of the class head on x against labels y."""
+        return self.weight * F.cross_entropy(self.class_logits(x).float(), y)
