@@ -42,14 +42,23 @@ def options(group: str) -> list[str]:
 
 
 # Per-option extra overrides and skip marks, for the options that need files on disk.
-DATASET_NEEDS = {"mnist": ([ROOT], needs_mnist), "cifar10": ([ROOT], needs_cifar10)}
-EXPERIMENT_NEEDS = {"mnist_dcgan": ([ROOT], needs_mnist), "cifar10_dcgan": ([ROOT], needs_cifar10)}
+DATASET_NEEDS = {
+    "mnist": ([ROOT], needs_mnist),
+    "stacked_mnist": ([ROOT, "dataset.size=1000"], needs_mnist),
+    "cifar10": ([ROOT], needs_cifar10),
+}
+EXPERIMENT_NEEDS = {
+    "mnist_dcgan": ([ROOT], needs_mnist),
+    "stacked_mnist": ([ROOT, "dataset.size=1000"], needs_mnist),
+    "cifar10_dcgan": ([ROOT], needs_cifar10),
+}
 # Datasets whose files exist nowhere here: building must fail, naming this expected file.
 MISSING_FILES = {"fashion_mnist": "FashionMNIST/raw/train-images-idx3-ubyte.gz"}
 # The sample shape each shipped dataset YAML gives.
 DATASET_SHAPES = {
     "digits": (1, 16, 16),
     "mnist": (1, 28, 28),
+    "stacked_mnist": (3, 28, 28),
     "fashion_mnist": (1, 28, 28),
     "cifar10": (3, 32, 32),
     "image_folder": (3, 64, 64),

@@ -1,0 +1,130 @@
+"""A small MNIST digit classifier: mode counting on stacked MNIST, features for FID-style metrics.
+
+The network is trained once, offline, by scripts/train_digit_classifier.py (a few minutes on
+two CPU cores, >99% test accuracy) and read back from a checkpoint; nothing downloads weights.
+
+    DigitClassifier()(x)            10 logits for x (N, 1, H, W) in [-1, 1]
+    DigitClassifier().features(x)   the 128-d penultimate activations (after ReLU)
+    load_digit_classifier(path)     the trained network in eval mode, frozen, on the CPU
+
+Inputs at another resolution are resized to 28x28 inside (antialiased bilinear), so samples
+of a DCGAN at 32x32 can be classified as they are.
+
+Default checkpoint: $GANRUN_CACHE/digit_classifier.pt, where GANRUN_CACHE defaults to
+.cache/ganrun under the current directory (git-ignored).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ganrun.errors import GanrunError
+
+RESOLUTION = 28
+FEATURES = 128
+NUM_CLASSES = 10
+SCRIPT = "scripts/train_digit_classifier.py"
+CHECKPOINT_NAME = "digit_classifier.pt"
+
+
+def cache_dir() -> Path:
+    """$GANRUN_CACHE, else .cache/ganrun under the current directory (read at call time)."""
+    return Path(os.environ.get("GANRUN_CACHE") or Path(".cache") / "ganrun")
+
+
+def default_classifier_path() -> Path:
+    return cache_dir() / CHECKPOINT_NAME
+
+
+class DigitClassifier(nn.Module):
+    """Two strided 5x5 convolutions (28 -> 14 -> 7), a 128-d hidden layer, 10 logits.
+
+    Strided convolutions rather than conv + max-pool: about 3x cheaper to train on a CPU at
+    the same accuracy on MNIST (99.3% test after a few epochs with small translations).
+    """
+
+    def __init__(self, width: int = 32, features: int = FEATURES, dropout: float = 0.3) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, width, 5, stride=2, padding=2),  # 14x14
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 5, stride=2, padding=2),  # 7x7
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(2 * width * 7 * 7, features),
+            nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, NUM_CLASSES))
+
+    @staticmethod
+    def prepare(x: Tensor) -> Tensor:
+        """Check (N, 1, H, W) and resize to 28x28 when H, W differ."""
+        if x.dim() != 4 or x.shape[1] != 1:
+            raise ValueError(
+                f"DigitClassifier expects grey images (N, 1, H, W) in [-1, 1], got "
+                f"{tuple(x.shape)}; classify each channel of a stacked image separately."
+            )
+        x = x.float()
+        if x.shape[-2:] != (RESOLUTION, RESOLUTION):
+            x = F.interpolate(
+                x,
+                size=(RESOLUTION, RESOLUTION),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+        return x
+
+    def features(self, x: Tensor) -> Tensor:
+        """The penultimate activations (N, 128)."""
+        return self.body(self.prepare(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The 10 class logits (N, 10)."""
+        return self.head(self.features(x))
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, batch_size: int = 2048) -> Tensor:
+        """Predicted digits (N,) as int64, in chunks (call on a model in eval mode)."""
+        if len(x) == 0:
+            return torch.zeros(0, dtype=torch.long)
+        return torch.cat([self(chunk).argmax(1) for chunk in x.split(batch_size)])
+
+
+def checkpoint_bytes(model: DigitClassifier, **info: Any) -> bytes:
+    """{"state_dict", **info} serialised with torch.save, for an atomic write."""
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, **info}, buf)
+    return buf.getvalue()
+
+
+def load_digit_classifier(path: str | Path | None = None) -> DigitClassifier:
+    """The trained classifier from `path` (default: default_classifier_path()), frozen, eval mode."""
+    path = Path(path) if path is not None else default_classifier_path()
+    if not path.is_file():
+        raise GanrunError(
+            f"digit classifier checkpoint not found: {path}. Train it once (a few minutes on a "
+            f"CPU) with `python {SCRIPT} --root <folder holding MNIST/raw> --out {path}`, "
+            f"or set GANRUN_CACHE to the folder that holds {CHECKPOINT_NAME}."
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model = DigitClassifier()
+        model.load_state_dict(ckpt["state_dict"])
+    except Exception as err:  # a truncated file, another format, another architecture
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        raise GanrunError(
+            f"could not read the digit classifier checkpoint {path} "
+            f"({type(err).__name__}: {reason}). "
+            f"Delete it and run `python {SCRIPT}` again."
+        ) from None
+    model.eval().requires_grad_(False)
+    return model
