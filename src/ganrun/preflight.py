@@ -59,10 +59,13 @@ def explain(err: BaseException, conf_dir: str, task: str) -> str:
     return f"{first}{': ' + detail if detail else ''}. `ganrun {task} --cfg job` prints the valid keys."
 
 
-def preflight(conf_dir: str, task: str, args: Sequence[str]) -> None:
-    """Raise GanrunError when the overrides cannot compose; sweeps and flags go to Hydra as is."""
+def preflight(conf_dir: str, task: str, args: Sequence[str]) -> DictConfig | None:
+    """The composed config, or GanrunError when the overrides cannot compose.
+
+    Sweeps and flags (-m, --help, --cfg) go to Hydra as they are (returns None).
+    """
     if any(a.startswith("-") for a in args):
-        return  # -m, --help, --cfg ...: Hydra's own handling
+        return None
     overrides = [a for a in args if not a.lstrip("+~").startswith("hydra.")]
     try:
         cfg = _compose(conf_dir, task, overrides)
@@ -74,3 +77,4 @@ def preflight(conf_dir: str, task: str, args: Sequence[str]) -> None:
             f"missing required value{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. "
             f"Pass {' '.join(k + '=...' for k in missing)} on the command line."
         )
+    return cfg
