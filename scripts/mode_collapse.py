@@ -8,7 +8,8 @@ Each run is ganrun.train.train in process on the composed `experiment=<name> see
 config (no debug preset) into <out>/<name>/seed<s>/. The figures are the eval/* metrics
 of the final step (the EMA generator on trainer.eval_samples fixed latents): modes covered,
 % high-quality samples (within 3 std of their nearest mode), reverse KL to uniform over
-modes. Wall time is per run, on whatever CPU this is (shared machines make it noisy).
+modes. Wall time is per run, on whatever CPU this is (shared machines make it noisy);
+--jobs N runs N trainings at once in separate processes (each preset uses 1 torch thread).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import json
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import torch
 from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
@@ -53,6 +54,7 @@ def final_eval(run_dir: Path, returned: dict[str, float]) -> dict[str, float]:
 
 
 def run_one(experiment: str, seed: int, extra: list[str], out: Path) -> dict[str, float]:
+    register()
     overrides = [f"experiment={experiment}", f"seed={seed}", *extra]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -71,8 +73,8 @@ def run_one(experiment: str, seed: int, extra: list[str], out: Path) -> dict[str
     return result
 
 
-def table(results: dict[str, list[dict[str, float]]], threads: int) -> Table:
-    t = Table(title=f"mode collapse (final EMA generator; torch threads {threads})")
+def table(results: dict[str, list[dict[str, float]]], jobs: int) -> Table:
+    t = Table(title=f"mode collapse (final EMA generator; {jobs} run(s) at a time)")
     for col in ("experiment", "runs", "modes mean (min)", "HQ % mean (min)", "reverse KL mean"):
         t.add_column(col)
     t.add_column("wall s/run mean (max)")
@@ -102,16 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--out", type=Path, default=None, help="default outputs/mode_collapse/<time>")
     p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (separate processes)")
     args = p.parse_args(argv)
     out = args.out or Path("outputs/mode_collapse") / datetime.now().strftime("%Y%m%d-%H%M%S")
     out = out.resolve()
-    register()
-    results: dict[str, list[dict[str, float]]] = {}
-    for name in args.experiments:
-        results[name] = [run_one(name, s, args.extra, out) for s in args.seeds]
+    jobs = [(name, s) for name in args.experiments for s in args.seeds]
+    with ProcessPoolExecutor(max(1, args.jobs)) as pool:
+        futures = [pool.submit(run_one, name, s, args.extra, out) for name, s in jobs]
+        done = [f.result() for f in futures]
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in args.experiments}
+    for (name, _), result in zip(jobs, done):
+        results[name].append(result)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"extra": args.extra, **results}, indent=1))
-    Console(width=140).print(table(results, torch.get_num_threads()))
+    Console(width=140).print(table(results, args.jobs))
     print(f"runs and results.json under {out}")
     return 0
 

@@ -138,8 +138,6 @@ def train(
     trainer = cfg.trainer
     device = resolve_device(trainer.device)
     check_trainer(trainer, device)
-    if trainer.threads:
-        torch.set_num_threads(trainer.threads)
     data = build_data(cfg)
     state = build_state(cfg, data.shape, device, data.num_classes)
     conditional = bool(cfg.get("conditioning"))
@@ -156,6 +154,9 @@ def train(
 
     prepare_run_dir(run_dir, continuing)
     handlers = setup_logging(run_dir, console)
+    threads = torch.get_num_threads()  # restored at the end: train() leaves no global change
+    if trainer.threads:
+        torch.set_num_threads(trainer.threads)
     try:
         write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
         if continuing:
@@ -209,4 +210,5 @@ def train(
         console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
         return last
     finally:
+        torch.set_num_threads(threads)
         teardown_logging(handlers)
