@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun.errors import GanrunError
+from ganrun.models.layers import replace_batchnorm
 
 
 class EmbeddingGenerator(nn.Module):
@@ -66,13 +67,7 @@ class ConditionalBNGenerator(nn.Module):
         super().__init__()
         self.z_dim = z_dim
         self.base = make_base()
-        self.cbn: list[ConditionalBatchNorm] = []
-        for parent in list(self.base.modules()):
-            for name, child in list(parent.named_children()):
-                if isinstance(child, nn.modules.batchnorm._BatchNorm):
-                    cbn = ConditionalBatchNorm(child, num_classes)
-                    setattr(parent, name, cbn)
-                    self.cbn.append(cbn)
+        self.cbn = replace_batchnorm(self.base, lambda bn: ConditionalBatchNorm(bn, num_classes))
         if not self.cbn:
             raise GanrunError(
                 f"conditioning with conditional BatchNorm needs a generator with BatchNorm; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from torch import nn
 
@@ -23,6 +24,18 @@ def dcgan_init(module: nn.Module) -> None:
 def dropout_layers(p: float) -> list[nn.Module]:
     """[Dropout(p)] when p > 0, else nothing (so p=0 leaves a model's layers unchanged)."""
     return [nn.Dropout(p)] if p else []
+
+
+def replace_batchnorm(module: nn.Module, make: Callable[[nn.Module], nn.Module]) -> list[nn.Module]:
+    """Swap every BatchNorm inside `module` for make(bn); returns the new layers in order."""
+    replaced = []
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+                new = make(child)
+                setattr(parent, name, new)
+                replaced.append(new)
+    return replaced
 
 
 def spectral_norm_all(module: nn.Module) -> nn.Module:

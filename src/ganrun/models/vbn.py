@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ganrun.errors import GanrunError
+from ganrun.models.layers import replace_batchnorm
 
 
 class VirtualBatchNorm(nn.Module):
@@ -63,13 +64,9 @@ class VirtualBatchNormGenerator(nn.Module):
         super().__init__()
         self.z_dim = z_dim
         self.base = make_base()
-        self.vbn: list[VirtualBatchNorm] = []
-        for parent in list(self.base.modules()):
-            for name, child in list(parent.named_children()):
-                if isinstance(child, nn.modules.batchnorm._BatchNorm):
-                    vbn = VirtualBatchNorm(child.num_features, child.eps)
-                    setattr(parent, name, vbn)
-                    self.vbn.append(vbn)
+        self.vbn = replace_batchnorm(
+            self.base, lambda bn: VirtualBatchNorm(bn.num_features, bn.eps)
+        )
         if not self.vbn:
             raise GanrunError(
                 f"model.virtual_bn=true needs a generator with BatchNorm layers; "
