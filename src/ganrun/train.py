@@ -43,8 +43,10 @@ def autocast_factory(device: torch.device, precision: str):
     return functools.partial(torch.autocast, device.type, dtype=dtype)
 
 
-def prepare_run_dir(run_dir: Path, continuing: bool) -> None:
-    """A new run must not land on an old one; only a resume may reuse a run folder."""
+def prepare_run_dir(run_dir: Path, continuing: bool, create: bool = True) -> None:
+    """A new run must not land on an old one; only a resume may reuse a run folder.
+
+    create=False only checks (DDP ranks > 0: they fail with rank 0 but write nothing)."""
     # a checkpoints/ folder with no checkpoint in it (a run that failed before its first
     # save) holds nothing to overwrite or resume
     has_ckpt = any((run_dir / "checkpoints").glob("*.pt"))
@@ -57,8 +59,9 @@ def prepare_run_dir(run_dir: Path, continuing: bool) -> None:
             f"hydra.run.dir={run_dir} already holds a run ({', '.join(taken)}); refusing to "
             f"overwrite it. Pick a new hydra.run.dir{fix}."
         )
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
+    if create:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples").mkdir(exist_ok=True)
 
 
 def write_config(
@@ -159,8 +162,7 @@ def train(
                 f"{trainer.max_steps}. Pass a larger trainer.max_steps to train further."
             )
 
-    if ranks.is_main:  # only rank 0 writes
-        prepare_run_dir(run_dir, continuing)
+    prepare_run_dir(run_dir, continuing, create=ranks.is_main)  # only rank 0 writes
     handlers = setup_logging(run_dir, console) if ranks.is_main else distributed.silence_logging()
     threads = torch.get_num_threads()  # restored at the end: train() leaves no global change
     if trainer.threads:
