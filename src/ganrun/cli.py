@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -112,14 +113,38 @@ def main(argv: list[str] | None = None) -> None:
     if task == "train":
         args = _resume_run_dir(args)
     register()
+    cfg = _or_exit(preflight, str(CONF), task, args)
+    if task == "train":
+        _train_processes(cfg, args)
+    else:
+        _run_hydra(task, args)
+
+
+def _or_exit(fn: Callable, *args: Any) -> Any:
+    """fn(*args); a GanrunError becomes one clear message and exit code 2."""
     try:
-        preflight(str(CONF), task, args)
+        return fn(*args)
     except GanrunError as err:
         _print_error(str(err))
         sys.exit(2)
+
+
+def _run_hydra(task: str, args: list[str]) -> None:
     sys.argv = [f"ganrun {task}", *args]
     fn, _ = TASKS[task]
     hydra.main(config_path=str(CONF), config_name=task, version_base="1.3")(_guarded(fn))()
+
+
+def _train_processes(cfg: DictConfig | None, args: list[str]) -> None:
+    """One process, or DDP: `trainer.devices=N` relaunches this command as N torchrun workers;
+    under torchrun all ranks share one process group and rank 0's run folder."""
+    from ganrun import distributed  # imports torch: not for --help or a config mistake
+
+    devices = _or_exit(distributed.launch_devices, cfg, args)
+    if devices:  # this process only launches the workers and waits for them
+        sys.exit(distributed.relaunch(devices, ["train", *args]))
+    with distributed.session():  # the process group under torchrun, destroyed also on failure
+        _run_hydra("train", _or_exit(distributed.agreed_run_dir, str(CONF), "train", args))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ class Precision(str, Enum):
 @dataclass
 class TrainerConfig:
     max_steps: int = 2000  # generator steps
-    batch_size: int = 64  # images per D step and per G step
+    batch_size: int = 64  # images per D step and per G step, per process (DDP: x world size)
     n_critic: int = 1  # D steps per G step
     device: Device = Device.auto
     precision: Precision = Precision.fp32
@@ -44,6 +44,8 @@ class TrainerConfig:
     eval_samples: int = 2500  # generated samples per evaluation (fixed noise from seed)
     n_samples: int = 64  # images in each sample grid
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    devices: int = 1  # processes on this machine: N > 1 relaunches under torchrun (DDP)
+    sync_batchnorm: bool = False  # DDP on CUDA: BatchNorm statistics over all processes' batches
 
 
 def register() -> None:

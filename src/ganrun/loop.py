@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ganrun.artifacts import save_samples
 from ganrun.augment import with_instance_noise
+from ganrun.distributed import local_module, mean_over_ranks
 from ganrun.ema import update_ema
 from ganrun.generation import conditioned
 from ganrun.losses.base import AdversarialLoss, Logs
@@ -43,6 +44,7 @@ class LoopConfig:
     conditional: bool = False  # feed the batches' class labels to G and D
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs at step 0
     instance_noise_steps: int = 0  # steps over which that std decays linearly to 0 (0: max_steps)
+    world_size: int = 1  # processes training together (DDP); perf/img_per_s counts all of them
 
     def noise_std(self, step: int) -> float:
         if self.instance_noise <= 0:
@@ -86,7 +88,7 @@ def optimizer_step(
 
 def auxiliary(D: torch.nn.Module, labels: Tensor | None) -> Callable[[Tensor], Tensor] | None:
     """D's auxiliary loss with the labels bound (ACGAN's class head), if D has one."""
-    aux = getattr(D, "aux_loss", None)
+    aux = getattr(local_module(D), "aux_loss", None)  # DDP does not forward attributes
     return None if aux is None or labels is None else functools.partial(aux, y=labels)
 
 
@@ -128,7 +130,10 @@ def g_step(
 ) -> Logs:
     """One generator update; `real` (the last D batch) feeds relativistic objectives and
     `labels` (its classes) conditional models."""
-    G, D = conditioned(state.G, labels), with_instance_noise(conditioned(state.D, labels), noise)
+    # D's plain module (DDP's wrapper skipped): D is frozen here, so it has no gradients to
+    # average; G's gradients flow through D's operations all the same
+    plain_D = local_module(state.D)
+    G, D = conditioned(state.G, labels), with_instance_noise(conditioned(plain_D, labels), noise)
     state.D.requires_grad_(False)  # G's step needs gradients through D, not for D's weights
     with autocast:
         loss_g, logs = loss.g_loss(D, G(z), real, auxiliary(state.D, labels))
@@ -146,7 +151,7 @@ def fit(
     fixed_z: Tensor,
     autocast: Callable[[], AbstractContextManager],
     tracker: Tracker,
-    samples_dir: Path,
+    samples_dir: Path | None,
     checkpoint: Callable[[bool], None],
     evaluate: Callable[[torch.nn.Module], dict[str, float]] | None = None,
     fixed_labels: Tensor | None = None,
@@ -154,7 +159,7 @@ def fit(
     """Train from state.step to cfg.max_steps; returns the last logged metrics.
 
     `evaluate(G_ema)` (when given) runs on eval_due() steps; its metrics go in that step's
-    metrics.jsonl line as eval/<name>.
+    metrics.jsonl line as eval/<name>. samples_dir=None draws no sample grids (DDP ranks > 0).
     """
     device = fixed_z.device
     B = cfg.batch_size
@@ -180,10 +185,11 @@ def fit(
 
             metrics: dict[str, float] = {}
             if due(done, cfg.log_every, cfg.max_steps):
-                metrics = {k: v.item() for k, v in {**d_logs, **g_logs}.items()}
+                logs = mean_over_ranks({**d_logs, **g_logs})  # DDP: the mean over the ranks
+                metrics = {k: v.item() for k, v in logs.items()}
                 now = time.perf_counter()
                 metrics["perf/img_per_s"] = (
-                    (done - tick_step) * cfg.n_critic * B / max(now - tick, 1e-9)
+                    (done - tick_step) * cfg.n_critic * B * cfg.world_size / max(now - tick, 1e-9)
                 )
                 tick, tick_step = now, done
             if evaluate is not None and eval_due(done, cfg):
@@ -191,7 +197,7 @@ def fit(
             if metrics:
                 tracker.log(metrics, done)
                 last = metrics
-            if due(done, cfg.sample_every, cfg.max_steps):
+            if samples_dir is not None and due(done, cfg.sample_every, cfg.max_steps):
                 path = samples_dir / f"{done:07d}.png"
                 with torch.no_grad():
                     save_samples(conditioned(state.G_ema, fixed_labels)(fixed_z), path)

@@ -58,9 +58,12 @@ class TrainState:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module under torch.compile / DDP wrappers, so checkpoints load anywhere."""
-    model = getattr(model, "_orig_mod", model)
-    return getattr(model, "module", model)
+    """The plain module under torch.compile / DDP / augmentation wrappers, however nested
+    (DDP around an augmented D), so checkpoints load anywhere."""
+    inner = getattr(model, "_orig_mod", None)
+    if inner is None:
+        inner = getattr(model, "module", None)
+    return unwrap(inner) if isinstance(inner, nn.Module) else model
 
 
 def rng_state() -> dict[str, Any]:

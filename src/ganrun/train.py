@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from ganrun import distributed
 from ganrun.artifacts import save_samples
 from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
 from ganrun.data.base import check_batch_size
@@ -42,8 +43,10 @@ def autocast_factory(device: torch.device, precision: str):
     return functools.partial(torch.autocast, device.type, dtype=dtype)
 
 
-def prepare_run_dir(run_dir: Path, continuing: bool) -> None:
-    """A new run must not land on an old one; only a resume may reuse a run folder."""
+def prepare_run_dir(run_dir: Path, continuing: bool, create: bool = True) -> None:
+    """A new run must not land on an old one; only a resume may reuse a run folder.
+
+    create=False only checks (DDP ranks > 0: they fail with rank 0 but write nothing)."""
     # a checkpoints/ folder with no checkpoint in it (a run that failed before its first
     # save) holds nothing to overwrite or resume
     has_ckpt = any((run_dir / "checkpoints").glob("*.pt"))
@@ -56,8 +59,9 @@ def prepare_run_dir(run_dir: Path, continuing: bool) -> None:
             f"hydra.run.dir={run_dir} already holds a run ({', '.join(taken)}); refusing to "
             f"overwrite it. Pick a new hydra.run.dir{fix}."
         )
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
+    if create:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples").mkdir(exist_ok=True)
 
 
 def write_config(
@@ -122,9 +126,14 @@ def train(
     hydra_cfg: DictConfig | None = None,
     console: Console | None = None,
 ) -> dict[str, float]:
-    """Train the GAN `cfg` describes into `run_dir`; returns the last logged metrics."""
+    """Train the GAN `cfg` describes into `run_dir`; returns the last logged metrics.
+
+    In an initialised process group (torchrun: the CLI opens it) every rank trains its share
+    with DDP and only rank 0 writes; see ganrun.distributed.
+    """
     start = time.perf_counter()
-    console = console or Console()
+    ranks = distributed.context()
+    console = console or Console(quiet=not ranks.is_main)
     run_dir = Path(run_dir).resolve()
     # plain values from here on (enums as strings, interpolations resolved)
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
@@ -136,14 +145,15 @@ def train(
         continuing = run_folder_of(ckpt_path) == run_dir
 
     trainer = cfg.trainer
-    device = resolve_device(trainer.device)
+    device = distributed.rank_device(resolve_device(trainer.device), ranks)
     check_trainer(trainer, device)
+    distributed.check(trainer, device, ranks)
     data = build_data(cfg)
     state = build_state(cfg, data.shape, device, data.num_classes)
     conditional = bool(cfg.get("conditioning"))
     loss = build_loss(cfg)
     if isinstance(data, Sized):  # finite data: fail before the run folder is touched
-        check_batch_size(len(data), trainer.batch_size)
+        check_batch_size(len(data), trainer.batch_size, ranks.world)
     if ckpt is not None:
         state.load_state_dict(ckpt)
         if state.step > trainer.max_steps:
@@ -152,17 +162,18 @@ def train(
                 f"{trainer.max_steps}. Pass a larger trainer.max_steps to train further."
             )
 
-    prepare_run_dir(run_dir, continuing)
-    handlers = setup_logging(run_dir, console)
+    prepare_run_dir(run_dir, continuing, create=ranks.is_main)  # only rank 0 writes
+    handlers = setup_logging(run_dir, console) if ranks.is_main else distributed.silence_logging()
     threads = torch.get_num_threads()  # restored at the end: train() leaves no global change
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
     try:
-        write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
-        if continuing:
-            truncate_metrics(run_dir / "metrics.jsonl", state.step)
-        else:
-            save_samples(data.preview(trainer.n_samples), run_dir / "reals.png")
+        if ranks.is_main:
+            write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
+            if continuing:
+                truncate_metrics(run_dir / "metrics.jsonl", state.step)
+            else:
+                save_samples(data.preview(trainer.n_samples), run_dir / "reals.png")
         log.info(
             "run folder %s (%s, step %d -> %d)", run_dir, device, state.step, trainer.max_steps
         )
@@ -170,6 +181,8 @@ def train(
         data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
 
         def checkpoint(periodic: bool) -> None:
+            if not ranks.is_main:
+                return
             folder = run_dir / "checkpoints"
             paths = ([folder / f"step_{state.step:07d}.pt"] if periodic else []) + [
                 folder / "last.pt"
@@ -182,16 +195,21 @@ def train(
         )
         classes = data.num_classes if conditional else None
         fixed_labels = None if classes is None else class_labels(trainer.n_samples, classes)
-        batches = data.batches(trainer.batch_size, cfg.seed, state.step * trainer.n_critic, device)
+        batches = distributed.rank_batches(
+            data, trainer.batch_size, cfg.seed, state.step * trainer.n_critic, device, ranks
+        )
         if ckpt is not None:
             set_rng_state(ckpt["rng"])
+        distributed.seed_rank(cfg.seed, state.step, ranks)  # W > 1: noise differs per rank
+        distributed.wrap_models(state, device, ranks, trainer.get("sync_batchnorm", False))
         # keys a checkpoint from an older version lacks keep their LoopConfig defaults
         loop_cfg = LoopConfig(
             **{k: trainer[k] for k in LoopConfig.__dataclass_fields__ if k in trainer},
             conditional=conditional,
+            world_size=ranks.world,
         )
         evaluate = None
-        if loop_cfg.eval_every > 0 and hasattr(data, "evaluate"):
+        if loop_cfg.eval_every > 0 and hasattr(data, "evaluate") and ranks.is_main:
             evaluate = make_evaluator(data, z_dim, trainer.eval_samples, cfg.seed, device, classes)
         last = fit(
             state,
@@ -201,12 +219,13 @@ def train(
             z_dim,
             fixed_z.to(device),
             autocast_factory(device, trainer.precision),
-            Tracker(run_dir, console),
-            run_dir / "samples",
+            Tracker(run_dir, console) if ranks.is_main else distributed.SilentTracker(),
+            run_dir / "samples" if ranks.is_main else None,
             checkpoint,
             evaluate,
             None if fixed_labels is None else fixed_labels.to(device),
         )
+        distributed.barrier()  # rank 0 has written the last checkpoint
         console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
         return last
     finally:

@@ -24,11 +24,13 @@ def mixed_seed(seed: int, index: int) -> int:
     return (seed * 1_000_003 + index * 7_919 + 1) & ((1 << 63) - 1)
 
 
-def check_batch_size(n: int, batch_size: int) -> None:
-    if batch_size > n:
+def check_batch_size(n: int, batch_size: int, world: int = 1) -> None:
+    """The global batch (batch_size per process x `world` processes) must fit in the data."""
+    if batch_size * world > n:
+        total = f" x {world} processes = {batch_size * world}" if world > 1 else ""
         raise GanrunError(
-            f"trainer.batch_size={batch_size} is larger than the dataset ({n} samples). "
-            f"Lower trainer.batch_size to at most {n}."
+            f"trainer.batch_size={batch_size}{total} is larger than the dataset ({n} samples). "
+            f"Lower trainer.batch_size to at most {n // world}."
         )
 
 
