@@ -243,12 +243,15 @@ def test_runs_bad_folder(sweeps):
     assert_clean_error(sweeps["runs_empty"], "no runs under", "metrics.jsonl")
 
 
+def compose_with_hydra(*overrides: str):
+    register()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
 def test_slurm_launcher_config_composes_and_instantiates():
     """hydra/launcher=slurm composes over submitit_slurm and builds submitit's SLURM launcher."""
-    register()
-    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu", SMOKE]
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    cfg = compose_with_hydra("hydra/launcher=slurm", "hydra.launcher.partition=gpu", SMOKE)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     built = instantiate(launcher)
@@ -261,17 +264,42 @@ def test_slurm_launcher_config_composes_and_instantiates():
     assert params["submitit_folder"].endswith("/.submitit/%j")
 
 
-def test_optuna_preset_composes_its_sweeper():
-    """hparams_search=digits_fid sets the Optuna sweeper and the objective it minimises."""
-    register()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["hparams_search=digits_fid"], return_hydra_config=True)
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in (CONF / "hydra" / "launcher").glob("*.yaml"))
+)
+def test_launcher_yaml_builds(name):
+    """Every shipped hydra/launcher config composes and instantiates its launcher."""
+    cfg = compose_with_hydra(f"hydra/launcher={name}", SMOKE)
+    built = instantiate(cfg.hydra.launcher)
+    assert type(built).__name__ == cfg.hydra.launcher._target_.rsplit(".", 1)[1]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml")))
+def test_hparams_search_yaml(name):
+    """Every preset: the Optuna sweeper, seeded TPE, the objective's direction, real search keys."""
+    cfg = compose_with_hydra(f"hparams_search={name}", SMOKE)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("optuna_sweeper.OptunaSweeper")
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert isinstance(sweeper.sampler.seed, int)
+    assert cfg.objective.metric and sweeper.direction == cfg.objective.direction
+    assert sweeper.max_failure_rate == 1.0  # failed trials are recorded, the search goes on
+    assert len(sweeper.params) >= 2
+    for key in sweeper.params:  # each searched key exists in the composed config
+        assert OmegaConf.select(cfg, key) is not None, key
+    if cfg.objective.metric.startswith("eval/"):
+        assert cfg.trainer.eval_every > 0
+
+
+def test_digits_fid_preset():
+    """hparams_search=digits_fid minimises the best eval/fid on the default dataset."""
+    cfg = compose_with_hydra("hparams_search=digits_fid")
+    sweeper = cfg.hydra.sweeper
     assert str(sweeper.direction.value) == "minimize"
-    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed == 0
-    assert cfg.objective.metric == "eval/fid" and cfg.trainer.eval_every == 500
-    assert sweeper.n_trials == 30 and sweeper.max_failure_rate == 1.0
+    assert (cfg.objective.metric, cfg.objective.reduce.value) == ("eval/fid", "best")
+    assert cfg.dataset._target_ == "ganrun.data.digits.Digits"
+    assert cfg.trainer.eval_every == 500 and sweeper.sampler.seed == 0
+    assert sweeper.n_trials == 30
     assert sorted(sweeper.params) == [
         "loss",
         "optimizer.d.lr",
