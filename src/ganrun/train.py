@@ -15,7 +15,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ganrun.artifacts import save_samples
-from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
+from ganrun.build import (
+    build_backend,
+    build_data,
+    build_loss,
+    build_state,
+    check_trainer,
+    resolve_device,
+)
 from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
 from ganrun.generation import class_labels, generate
@@ -155,6 +162,7 @@ def train(
     prepare_run_dir(run_dir, continuing)
     handlers = setup_logging(run_dir, console)
     threads = torch.get_num_threads()  # restored at the end: train() leaves no global change
+    backend, exit_code = None, 0
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
     try:
@@ -166,6 +174,8 @@ def train(
         log.info(
             "run folder %s (%s, step %d -> %d)", run_dir, device, state.step, trainer.max_steps
         )
+        # the one place a backend (W&B) is made: under DDP, on rank 0 only
+        backend = build_backend(cfg, run_dir, hydra_cfg, state.step, continuing)
         config = OmegaConf.to_container(cfg)
         data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
 
@@ -201,7 +211,7 @@ def train(
             z_dim,
             fixed_z.to(device),
             autocast_factory(device, trainer.precision),
-            Tracker(run_dir, console),
+            Tracker(run_dir, console, backend),
             run_dir / "samples",
             checkpoint,
             evaluate,
@@ -209,6 +219,11 @@ def train(
         )
         console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
         return last
+    except BaseException:
+        exit_code = 1  # the backend's run is marked failed (a sweep's other jobs go on)
+        raise
     finally:
+        if backend is not None:
+            backend.close(exit_code)
         torch.set_num_threads(threads)
         teardown_logging(handlers)
