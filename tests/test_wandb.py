@@ -391,3 +391,20 @@ def test_importing_ganrun_does_not_import_wandb():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_multirun_jobs_share_one_group(tmp_path):
+    """`ganrun train -m seed=0,1 logger=wandb`: one W&B run per job, all in the sweep's group."""
+    from test_cli import collect, launch
+
+    sweep = tmp_path / "sweep"
+    args = ("train", "-m", "debug=smoke", *WANDB, "seed=0,1", f"hydra.sweep.dir={sweep}")
+    result = collect({"sweep": launch(tmp_path, *args)})["sweep"]
+    assert result.rc == 0, result.out
+    for job in (0, 1):
+        (session,) = sessions(sweep / str(job))
+        assert session.run.run_group == str(sweep)
+        assert session.run.display_name == f"dcgan-ns-digits-{job}"
+        assert session.config["seed"] == job
+        assert sorted(logged(session, "loss/d")) == [1, 2, 3, 4]
+        assert session.exit_code == 0
