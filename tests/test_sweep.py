@@ -182,7 +182,8 @@ def test_joblib_launcher_runs_jobs_in_parallel_workers(sweeps):
     assert [job(sweep / r["job"])["threads"] for r in rows] == [expected_threads] * 2
     # the same config as the basic launcher's job 0 of the failure sweep (smoke: batch 8)
     basic = metrics(sweeps["tmp"] / "fail" / "0")[-1]
-    assert metrics(sweep / "0")[-1]["loss/d"] == pytest.approx(basic["loss/d"], rel=1e-4)
+    # (to float rounding: a worker may use more threads than the basic launcher's 1)
+    assert metrics(sweep / "0")[-1]["loss/d"] == pytest.approx(basic["loss/d"], rel=1e-3)
 
 
 def test_optuna_preset_minimises_the_objective(sweeps):

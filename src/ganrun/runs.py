@@ -40,6 +40,7 @@ EVAL_DIRECTIONS = {
     "eval/precision": "maximize",
     "eval/recall": "maximize",
 }
+SUFFIX = {"minimize": "min", "maximize": "max"}  # column name of a best value: "eval/fid min"
 SUMMARY_FILES = ("summary.csv", "summary.md")
 
 
@@ -82,7 +83,7 @@ def metric_columns(rows: list[dict[str, Any]]) -> dict[str, float | None]:
             out[f"{key} last"] = finite[-1] if finite else None
         else:
             best = BETTER[direction](finite) if finite else None
-            out[f"{key} {'min' if direction == 'minimize' else 'max'}"] = best
+            out[f"{key} {SUFFIX[direction]}"] = best
     return out
 
 
