@@ -7,6 +7,7 @@ import shlex
 
 import pytest
 from conftest import REPO
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ganrun.cli import CONF
@@ -46,8 +47,36 @@ def test_readme_command_composes(command):
         assert same(OmegaConf.select(cfg, key), value), (key, value)
 
 
+def first_job(arg: str) -> str:
+    """key=a,b,c -> key=a: the first job of a swept override (list values stay whole)."""
+    key, eq, value = arg.partition("=")
+    if not eq or value.startswith(("[", "(", "{")):
+        return arg
+    return f"{key}={value.split(',')[0]}"
+
+
+@pytest.mark.parametrize("command", [c for c in readme_commands() if " -m " in f"{c} "])
+def test_readme_sweep_composes(command):
+    """A sweep's first job composes with its Hydra config: launchers and sweepers included."""
+    task, *args = shlex.split(command)[1:]
+    args = [first_job(a) for a in args if a != "-m"]
+    register()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(task, overrides=args, return_hydra_config=True)
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key in ("hydra/launcher", "hydra/sweeper"):
+            assert cfg.hydra[key.split("/")[1]]._target_, arg
+        elif "/" not in key and "." in key:
+            assert same(OmegaConf.select(cfg, key), value), (key, value)
+    if any(a.startswith("hparams_search=") for a in args):
+        assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper")
+        assert cfg.objective.metric is not None
+
+
 def same(composed: object, written: str) -> bool:
-    """A composed value equals the README's text (numbers compared as numbers)."""
+    """A composed value equals the README's text (numbers compared as numbers, enums by value)."""
+    composed = getattr(composed, "value", composed)
     try:
         return float(composed) == float(written)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -7,12 +7,13 @@ which is passed to the models here rather than repeated in every model YAML.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from ganrun.augment import AugmentedDiscriminator
@@ -22,6 +23,7 @@ from ganrun.losses.base import AdversarialLoss
 from ganrun.models.layers import spectral_norm_all
 from ganrun.models.vbn import VirtualBatchNormGenerator
 from ganrun.state import TrainState
+from ganrun.tracking import Backend, run_labels
 
 
 def make(node: DictConfig, key: str, **runtime: Any) -> Any:
@@ -174,4 +176,28 @@ def build_state(
         opt_d=opt_d,
         scaler_g=torch.amp.GradScaler(device.type, enabled=fp16),
         scaler_d=torch.amp.GradScaler(device.type, enabled=fp16),
+    )
+
+
+def build_backend(
+    cfg: DictConfig,
+    run_dir: Path,
+    hydra_cfg: DictConfig | None,
+    start_step: int,
+    continuing: bool,
+) -> Backend | None:
+    """The `logger=` backend, or None for logger=none (and checkpoints from before backends).
+
+    Call it on one process only (rank 0 under DDP): a backend is one run in the outside world.
+    `continuing` (a resume in the same run folder) lets it pick up the run it already has.
+    """
+    if not cfg.logger.get("_target_"):
+        return None
+    factory = make(cfg.logger, "logger")
+    return factory(
+        run_dir=run_dir,
+        config=OmegaConf.to_container(cfg),
+        labels=run_labels(cfg, hydra_cfg),
+        start_step=start_step,
+        continuing=continuing,
     )

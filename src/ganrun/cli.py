@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 
@@ -19,11 +21,33 @@ from ganrun.preflight import preflight
 CONF = Path(__file__).parent / "conf"
 
 
-def _train(cfg: DictConfig) -> dict:
+def _train(cfg: DictConfig) -> dict | float:
+    """Train; returns the objective when `objective.metric` is set (for Optuna), else the
+    last logged metrics. job.json in the run folder records how the job ended."""
+    import torch
+
+    from ganrun.jobs import recorded
+    from ganrun.objective import Objective, check_evaluated, objective_value
+    from ganrun.runs import read_metrics
     from ganrun.train import train
 
+    from ganrun.distributed import context
+
     hc = HydraConfig.get()
-    return train(cfg, hc.runtime.output_dir, list(hc.overrides.task), hc)
+    run_dir, overrides = Path(hc.runtime.output_dir), list(hc.overrides.task)
+    if not context().is_main:  # DDP ranks > 0 train their share; rank 0 records the job
+        return train(cfg, run_dir, overrides, hc)
+    objective = Objective.from_config(cfg.objective)
+    with recorded(run_dir, overrides, keep_failed=_multirun()) as record:
+        record.threads = cfg.trainer.threads or torch.get_num_threads()
+        if not cfg.resume:  # a resumed run's cadences come from its checkpoint
+            check_evaluated(objective, cfg.trainer.eval_every)
+        last = train(cfg, run_dir, overrides, hc)
+        if objective is None:
+            return last
+        value = objective_value(objective, read_metrics(run_dir))
+        record.objective = objective.as_dict(value)
+    return value
 
 
 def _sample(cfg: DictConfig) -> str:
@@ -32,9 +56,26 @@ def _sample(cfg: DictConfig) -> str:
     return str(sample(cfg))
 
 
-TASKS: dict[str, tuple[Callable, str]] = {
-    "train": (_train, "train a GAN; writes a run folder (outputs/<date>/<time>/)"),
-    "sample": (_sample, "draw samples from a checkpoint: ckpt=<file> n=64 out=<dir> seed=0"),
+def _runs(argv: list[str]) -> None:
+    from ganrun.runs import main as runs_main
+
+    runs_main(argv)
+
+
+class Task(NamedTuple):
+    fn: Callable[[DictConfig], Any]
+    doc: str
+    # a multirun goes on past a failed job: the task records it (job.json) for the summary
+    records_jobs: bool = False
+
+
+TASKS: dict[str, Task] = {
+    "train": Task(_train, "train a GAN; writes a run folder (outputs/<date>/<time>/)", True),
+    "sample": Task(_sample, "draw samples from a checkpoint: ckpt=<file> n=64 out=<dir> seed=0"),
+}
+# plain commands (argparse, no Hydra config): name -> (function of the arguments, doc)
+COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
+    "runs": (_runs, "table of existing runs or sweeps, no training: ganrun runs multirun/<date>"),
 }
 
 
@@ -43,23 +84,42 @@ def usage() -> str:
         "usage: ganrun <task> [key=value ...] [-m]   (Hydra overrides; `ganrun <task> --help`)",
         "",
         "tasks:",
-        *(f"  {name:<8} {doc}" for name, (_, doc) in TASKS.items()),
+        *(f"  {name:<8} {task.doc}" for name, task in TASKS.items()),
+        *(f"  {name:<8} {doc}" for name, (_, doc) in COMMANDS.items()),
         "",
         "config groups (pick one with group=option, e.g. model=mlp loss=hinge",
         "               or model/discriminator=patchgan):",
     ]
     for group in sorted(p for p in CONF.rglob("*") if p.is_dir()):
         options = sorted(f.stem for f in group.glob("*.yaml"))
+        if not options:  # a folder of folders (hydra/)
+            continue
         name = group.relative_to(CONF).as_posix()
         lines.append(f"  {name:<20} {', '.join(options)}")
-    lines += ["", "example: ganrun train model=dcgan loss=wgan_gp dataset=mnist dataset.root=data"]
+    lines += [
+        "  (hydra/launcher also: joblib, submitit_local, submitit_slurm from the Hydra plugins)",
+        "",
+        "example: ganrun train model=dcgan loss=wgan_gp dataset=mnist dataset.root=data",
+        "sweep:   ganrun train -m loss=ns,hinge optimizer.g.lr=1e-4,2e-4   (summary.csv at the end)",
+    ]
     return "\n".join(lines)
 
 
-def _guarded(fn: Callable) -> Callable:
-    """Run the task; a GanrunError becomes one clear message and exit code 2, no traceback."""
+def _multirun() -> bool:
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _guarded(fn: Callable, records_jobs: bool) -> Callable:
+    """Run the task; a GanrunError becomes one clear message and exit code 2, no traceback.
+
+    In a multirun a task that records its jobs goes on past a failure instead: the error is
+    printed (with the traceback when unexpected), the job returns no objective (Optuna marks
+    the trial failed) and the sweep summary lists it; the sweep's exit code reports it.
+    """
 
     def task(cfg: DictConfig):
+        if records_jobs and _multirun():
+            return _carry_on(fn, cfg)
         try:
             return fn(cfg)
         except GanrunError as err:
@@ -68,6 +128,20 @@ def _guarded(fn: Callable) -> Callable:
             sys.exit(2)
 
     return task
+
+
+def _carry_on(fn: Callable, cfg: DictConfig) -> Any:
+    """A sweep job: report a failure and return None (no objective) instead of ending the sweep."""
+    try:
+        return fn(cfg)
+    except Exception as err:
+        from ganrun.jobs import first_line
+
+        if not isinstance(err, GanrunError):
+            traceback.print_exc()
+        job = HydraConfig.get().job
+        _print_error(f"job {job.num} ({job.override_dirname}) failed: {first_line(err)}")
+        return None
 
 
 def _print_error(message: str) -> None:
@@ -103,9 +177,16 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         return
     task = argv[0]
+    if task in COMMANDS:
+        try:
+            COMMANDS[task][0](argv[1:])
+        except GanrunError as err:
+            _print_error(str(err))
+            sys.exit(2)
+        return
     if task not in TASKS:
         _print_error(
-            f"unknown task {task!r}. Tasks: {', '.join(TASKS)}. "
+            f"unknown task {task!r}. Tasks: {', '.join([*TASKS, *COMMANDS])}. "
             f"Run `ganrun --help` for the list with the config groups."
         )
         sys.exit(2)
@@ -131,8 +212,10 @@ def _or_exit(fn: Callable, *args: Any) -> Any:
 
 def _run_hydra(task: str, args: list[str]) -> None:
     sys.argv = [f"ganrun {task}", *args]
-    fn, _ = TASKS[task]
-    hydra.main(config_path=str(CONF), config_name=task, version_base="1.3")(_guarded(fn))()
+    fn, _, records_jobs = TASKS[task]
+    hydra.main(config_path=str(CONF), config_name=task, version_base="1.3")(
+        _guarded(fn, records_jobs)
+    )()
 
 
 def _train_processes(cfg: DictConfig | None, args: list[str]) -> None:

@@ -19,6 +19,16 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Direction(str, Enum):
+    minimize = "minimize"  # lower is better (eval/fid, eval/reverse_kl)
+    maximize = "maximize"  # higher is better (eval/hq_pct, eval/modes)
+
+
+class Reduce(str, Enum):
+    best = "best"  # the best value any logged step reached (robust to a late collapse)
+    last = "last"  # the value at the last step that logged the metric
+
+
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16 (CUDA or CPU)
@@ -48,6 +58,16 @@ class TrainerConfig:
     sync_batchnorm: bool = False  # DDP on CUDA: BatchNorm statistics over all processes' batches
 
 
+@dataclass
+class ObjectiveConfig:
+    """The one number `ganrun train` returns to a sweeper (Optuna), read from metrics.jsonl."""
+
+    metric: str | None = None  # a metrics.jsonl key, e.g. eval/fid; null = return no objective
+    direction: Direction = Direction.minimize  # which way is better; Optuna presets reuse it
+    reduce: Reduce = Reduce.best  # best over the run, or the last logged value
+
+
 def register() -> None:
     """Put the schemas in Hydra's ConfigStore (called by the CLI and tests before composing)."""
     ConfigStore.instance().store(group="trainer", name="schema", node=TrainerConfig)
+    ConfigStore.instance().store(name="objective_schema", node=ObjectiveConfig, package="objective")

@@ -8,7 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganrun.errors import GanrunError
 
-CHANGEABLE = ("trainer.",)  # keys a resumed run may change (length, cadences, device)
+# keys a resumed run may change: length, cadences, device; where it logs (logger=wandb, logger.*)
+CHANGEABLE = ("trainer.", "logger")
 
 
 def override_key(override: str) -> str:
@@ -16,7 +17,7 @@ def override_key(override: str) -> str:
 
 
 def resumed_config(saved: dict, composed: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """The saved config with `trainer.*` overrides applied; any other override is an error.
+    """The saved config with `trainer.*` and `logger` overrides applied; others are an error.
 
     A resumed run continues the same experiment, so model, loss, data, optimizer and seed
     come from the checkpoint; changing them would silently make a different run.
@@ -30,7 +31,7 @@ def resumed_config(saved: dict, composed: DictConfig, overrides: Sequence[str]) 
             raise GanrunError(
                 f"resume: the override {override!r} would change the run being resumed. A "
                 f"resumed run keeps the config saved in its checkpoint; only trainer.* keys "
-                f"(e.g. trainer.max_steps=...) may change. Drop {key!r}, or start a new run."
+                f"(e.g. trainer.max_steps=...) and logger (logger=wandb, logger.*) may change. Drop {key!r}, or start a new run."
             )
         OmegaConf.update(cfg, key, OmegaConf.select(composed, key), merge=False)
     cfg.resume = composed.resume

@@ -16,7 +16,14 @@ from rich.table import Table
 
 from ganrun import distributed
 from ganrun.artifacts import save_samples
-from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
+from ganrun.build import (
+    build_backend,
+    build_data,
+    build_loss,
+    build_state,
+    check_trainer,
+    resolve_device,
+)
 from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
 from ganrun.generation import class_labels, generate
@@ -165,6 +172,7 @@ def train(
     prepare_run_dir(run_dir, continuing, create=ranks.is_main)  # only rank 0 writes
     handlers = setup_logging(run_dir, console) if ranks.is_main else distributed.silence_logging()
     threads = torch.get_num_threads()  # restored at the end: train() leaves no global change
+    backend, exit_code = None, 0
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
     try:
@@ -177,6 +185,9 @@ def train(
         log.info(
             "run folder %s (%s, step %d -> %d)", run_dir, device, state.step, trainer.max_steps
         )
+        # the one place a backend (W&B) is made: under DDP, on rank 0 only
+        if ranks.is_main:
+            backend = build_backend(cfg, run_dir, hydra_cfg, state.step, continuing)
         config = OmegaConf.to_container(cfg)
         data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
 
@@ -219,7 +230,7 @@ def train(
             z_dim,
             fixed_z.to(device),
             autocast_factory(device, trainer.precision),
-            Tracker(run_dir, console) if ranks.is_main else distributed.SilentTracker(),
+            Tracker(run_dir, console, backend) if ranks.is_main else distributed.SilentTracker(),
             run_dir / "samples" if ranks.is_main else None,
             checkpoint,
             evaluate,
@@ -228,6 +239,11 @@ def train(
         distributed.barrier()  # rank 0 has written the last checkpoint
         console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
         return last
+    except BaseException:
+        exit_code = 1  # the backend's run is marked failed (a sweep's other jobs go on)
+        raise
     finally:
+        if backend is not None:
+            backend.close(exit_code)
         torch.set_num_threads(threads)
         teardown_logging(handlers)
