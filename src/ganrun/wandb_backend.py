@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ganrun.tracking import RunLabels, log
 
 STATE_FILE = "wandb_run.json"
 MODES = ("online", "offline", "disabled")
-DIRECTIONS = {"min": min, "max": max}
+BETTER = {"min": operator.lt, "max": operator.gt}  # logger.best.<direction>: new beats old
 
 
 def _import_wandb() -> Any:
@@ -47,7 +48,7 @@ def _check_mode(mode: str) -> None:
 def _directions(best: Mapping[str, Sequence[str]]) -> dict[str, str]:
     """{min: [eval/fid], max: [eval/modes]} -> {eval/fid: min, eval/modes: max}."""
     directions: dict[str, str] = {}
-    for direction in DIRECTIONS:
+    for direction in BETTER:
         for metric in best.get(direction) or ():
             if directions.get(metric, direction) != direction:
                 raise GanrunError(
@@ -56,6 +57,18 @@ def _directions(best: Mapping[str, Sequence[str]]) -> dict[str, str]:
                 )
             directions[metric] = direction
     return directions
+
+
+def _warn_if_rewound(saved: Mapping[str, Any], start_step: int) -> None:
+    if start_step < (saved["step"] or 0):
+        log.warning(
+            "W&B run %s already has steps up to %d; this run restarts at step %d and sends "
+            "only steps after %d (W&B history cannot be rewound)",
+            saved["id"],
+            saved["step"],
+            start_step,
+            saved["step"],
+        )
 
 
 class WandbBackend:
@@ -86,15 +99,8 @@ class WandbBackend:
         self.run_dir = Path(run_dir)
         self.persist = mode != "disabled"  # disabled: nothing is written anywhere
         saved = self._saved() if continuing else None
-        if saved is not None and start_step < (saved["step"] or 0):
-            log.warning(
-                "W&B run %s already has steps up to %d; this run restarts at step %d and sends "
-                "only steps after %d (W&B history cannot be rewound)",
-                saved["id"],
-                saved["step"],
-                start_step,
-                saved["step"],
-            )
+        if saved is not None:
+            _warn_if_rewound(saved, start_step)
         self.floor = saved["step"] if saved else None  # last step an earlier session sent
         self.sent = self.floor
         self.best: dict[str, list[float]] = dict(saved["best"]) if saved else {}
@@ -167,7 +173,7 @@ class WandbBackend:
                 continue
             value = float(value)
             old = self.best.get(metric)
-            if old is None or DIRECTIONS[direction](value, old[0]) != old[0]:
+            if old is None or BETTER[direction](value, old[0]):
                 self.best[metric] = [value, step]
                 self._set_best(metric, value, step)
 
