@@ -209,7 +209,7 @@ def test_torchrun_two_ranks_write_one_run_that_resumes(tmp_path):
     run = runs[0]
     steps = [json.loads(ln)["step"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
-    assert first.stdout.count("step 3 ") == 1  # rank 1 prints nothing
+    assert first.stdout.count("step 3/4 ") == 1  # rank 1 prints nothing
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "last.pt",
         "step_0000002.pt",
