@@ -31,9 +31,19 @@ def _sample(cfg: DictConfig) -> str:
     return str(sample(cfg))
 
 
+def _eval(cfg: DictConfig) -> dict:
+    from ganrun.eval import evaluate
+
+    return evaluate(cfg)
+
+
 TASKS: dict[str, tuple[Callable, str]] = {
     "train": (_train, "train a GAN; writes a run folder (outputs/<date>/<time>/)"),
     "sample": (_sample, "draw samples from a checkpoint: ckpt=<file> n=64 out=<dir> seed=0"),
+    "eval": (
+        _eval,
+        "FID/KID/IS/PR: ckpt=<file> metrics=[fid,kid] | real=<dir|dataset> fake=<dir|npz>",
+    ),
 }
 
 
@@ -96,6 +106,18 @@ def _resume_run_dir(args: list[str]) -> list[str]:
     return [*args, f"hydra.run.dir='{run_folder_of(ckpt)}'"]
 
 
+def _real_dataset(args: list[str]) -> list[str]:
+    """`ganrun eval real=<dataset name>` (not a path on disk) is `dataset=<name>`, so that
+    dataset.root=, dataset.split=, ... compose as in `ganrun train`."""
+    out = []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        named = "/" not in value and (CONF / "dataset" / f"{value}.yaml").is_file()
+        named = named and not Path(value).exists()
+        out.append(f"dataset={value}" if key == "real" and named else arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -111,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     args = argv[1:]
     if task == "train":
         args = _resume_run_dir(args)
+    if task == "eval":
+        args = _real_dataset(args)
     register()
     try:
         preflight(str(CONF), task, args)
