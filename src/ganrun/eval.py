@@ -32,6 +32,7 @@ from ganrun.metrics.evaluate import (
     ImageEvaluator,
     build_extractor,
     build_metrics,
+    check_shapes,
     generated_images,
 )
 from ganrun.metrics.imagesets import DatasetImages, ImageSet, open_image_set
@@ -137,6 +138,7 @@ def image_metrics(
     metrics = build_metrics(cfg.metrics)
     if not metrics:
         return None
+    check_shapes(real, fakes.shape, fakes.label)  # before loading any network
     node = features_node(cfg, fakes)
     if node is None:
         raise GanrunError(
