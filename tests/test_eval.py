@@ -171,14 +171,19 @@ def test_toy_checkpoint_reports_mode_metrics(env):
             ["ckpt={tmp}/run", "metrics=[is]", "metrics.is.splits=500", "n=200"],
             ["metrics.is.splits=500"],
         ),
-        (
+        (  # folders default to Inception; its weights file as the issue names the key
+            ["real={tmp}/real", "fake={tmp}/same", "metrics.fid.weights={tmp}/none.pth"],
+            ["metrics.fid.weights={tmp}/none.pth", "no such file"],
+        ),
+        (  # the extractor's own key works as well (for metrics without fid)
             [
                 "real={tmp}/real",
                 "fake={tmp}/same",
-                "metrics.features.weights={tmp}/none.pth",
+                "metrics=[kid]",
+                "metrics.features.weights={tmp}/other.pth",
                 "metrics/features=inception",
             ],
-            ["none.pth", "no such file"],
+            ["other.pth", "no such file"],
         ),
     ],
 )

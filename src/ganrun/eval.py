@@ -129,7 +129,10 @@ def features_node(cfg: DictConfig, fakes: Fakes) -> DictConfig | None:
         return cfg.metrics.features
     if fakes.ckpt is not None:
         return OmegaConf.select(fakes.config, "metrics.features")
-    return OmegaConf.load(FOLDER_FEATURES)
+    # under a copy of cfg.metrics, so that its ${metrics.fid.weights} reads this command line
+    metrics = OmegaConf.to_container(cfg.metrics, resolve=True)
+    metrics["features"] = OmegaConf.to_container(OmegaConf.load(FOLDER_FEATURES))
+    return OmegaConf.create({"metrics": metrics}).metrics.features
 
 
 def image_metrics(

@@ -42,6 +42,11 @@ class Metric(Protocol):
 class FID:
     needs_real_features = False
 
+    def __init__(self, weights: str | None = None) -> None:
+        # metrics.fid.weights names the Inception file (an FID is defined by its network); the
+        # extractor reads it (conf/metrics/features/inception.yaml), the arithmetic needs none
+        self.weights = weights
+
     def problem(self, n_real: int, n_fake: int, dims: int, has_logits: bool) -> str | None:
         n = min(n_real, n_fake)
         if n > dims:
