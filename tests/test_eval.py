@@ -163,6 +163,7 @@ def test_toy_checkpoint_reports_mode_metrics(env):
         (["real={tmp}/real", "fake={tmp}/rgb"], ["1 channel", "3 channels"]),
         (["ckpt={tmp}/run", "n=50"], ["fid: 50 samples for 128-d", "at least 129", "n="]),
         (["ckpt={tmp}/run", "fake={tmp}/same"], ["exactly one of ckpt= ", "fake="]),
+        (["ckpt={tmp}/run", "metrics.fid.weights=x.pth"], ["add metrics/features=inception"]),
         ([], ["exactly one of ckpt="]),
         (["fake={tmp}/same"], ["needs real images", "real="]),
         (["real={tmp}/real", "fake={tmp}/nope"], ["fake=", "no such folder or file"]),

@@ -15,6 +15,7 @@ stacked_mnist); on 2-D points those are all there is.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,7 @@ class Fakes:
         """Every generated sample as float (for a dataset's own metrics, e.g. mode counts)."""
         return generate(self.G, self.z, self.batch_size, self.labels)
 
-    def chunks(self, samples: torch.Tensor | None = None):
+    def chunks(self, samples: torch.Tensor | None = None) -> Iterable[torch.Tensor]:
         """uint8 chunks: of `samples` when already drawn, else streamed from G or the set."""
         if samples is not None:
             return to_uint8(samples).split(self.batch_size)
@@ -127,7 +128,13 @@ def features_node(cfg: DictConfig, fakes: Fakes) -> DictConfig | None:
     """metrics.features as given (or set by dataset=), else the checkpoint's, else Inception."""
     if cfg.metrics.get("features") is not None:
         return cfg.metrics.features
-    if fakes.ckpt is not None:
+    if fakes.ckpt is not None:  # the extractor (and weights file) the run was trained with
+        weights = OmegaConf.select(cfg, "metrics.fid.weights")
+        if weights is not None:
+            raise GanrunError(
+                f"metrics.fid.weights={weights}: ckpt={cfg.ckpt} is evaluated with the extractor "
+                f"in its own config unless you pick one; add metrics/features=inception."
+            )
         return OmegaConf.select(fakes.config, "metrics.features")
     # under a copy of cfg.metrics, so that its ${metrics.fid.weights} reads this command line
     metrics = OmegaConf.to_container(cfg.metrics, resolve=True)

@@ -46,7 +46,8 @@ class FeatureExtractor(Protocol):
     dims: int  # feature width per image (per channel for DigitFeatures)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(features (N, D) float32, logits (N, K) float32 or None), on the CPU."""
+        """(features (N, D), logits (N, K) or None), float32 on any device (extract() gathers
+        them on the CPU)."""
         ...
 
 
