@@ -6,11 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from ganrun.artifacts import atomic_write
 from ganrun.cli import CONF
 from ganrun.config import register
+from ganrun.metrics.digit_classifier import CHECKPOINT_NAME, DigitClassifier, checkpoint_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,3 +54,26 @@ needs_mnist = pytest.mark.skipif(not has_mnist(), reason=f"MNIST files not under
 needs_cifar10 = pytest.mark.skipif(
     not has_cifar10(), reason=f"CIFAR-10 files not under {SHARED_DATA}"
 )
+
+
+def write_digit_classifier(cache: Path, seed: int = 0) -> Path:
+    """A random-weight digit classifier checkpoint in `cache` (CI has no trained one).
+
+    Its features are a fixed random projection: enough for FID-style metrics to be
+    computed, compared and cached, which is what the tests check.
+    """
+    with torch.random.fork_rng():  # leave the global RNG as it was
+        torch.manual_seed(seed)
+        model = DigitClassifier()
+    path = cache / CHECKPOINT_NAME
+    atomic_write(path, checkpoint_bytes(model, seed=seed))
+    return path
+
+
+@pytest.fixture
+def digit_cache(tmp_path, monkeypatch) -> Path:
+    """$GANRUN_CACHE in tmp_path, holding a random-weight digit classifier."""
+    cache = tmp_path / "cache"
+    write_digit_classifier(cache)
+    monkeypatch.setenv("GANRUN_CACHE", str(cache))
+    return cache

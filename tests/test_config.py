@@ -33,6 +33,7 @@ GROUPS = (
     "conditioning",
     "experiment",
     "debug",
+    "metrics",
 )
 SWEEP_GROUPS = ("hparams_search", "hydra/launcher")  # each option is built in test_sweep.py
 ROOT = f"dataset.root='{SHARED_DATA}'"
@@ -398,6 +399,29 @@ def test_experiment_yaml_composes_builds_and_steps(name, extra, make_cfg):
     assert cfg.trainer.max_steps == 4 and cfg.trainer.batch_size == 8  # debug comes after
     assert cfg.model.generator.width == 8
     assert max(d_change.values()) > 0.0 and max(g_change.values()) > 0.0
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+@pytest.mark.parametrize("name", options("metrics"))
+@pytest.mark.parametrize("task", ["train", "eval"])
+def test_metric_yaml_composes_and_builds(name, task):
+    """metrics=[<name>] puts one entry under metrics that builds a metric with problem()."""
+    from ganrun.metrics.evaluate import build_metrics
+
+    cfg = compose_cfg(f"metrics=[{name}]", task=task, smoke=task == "train")
+    built = build_metrics(cfg.metrics)
+    assert list(built) == [name]
+    assert built[name].problem(5000, 5000, 128, True) is None  # ample samples: no objection
+    assert isinstance(built[name].needs_real_features, bool)
+
+
+def test_metrics_default_to_fid_and_combine():
+    assert list(compose_cfg().metrics) == ["fid", "features"]
+    cfg = compose_cfg("metrics=[fid,kid,is,pr]", "metrics.kid.subsets=7", task="eval", smoke=False)
+    assert [k for k in cfg.metrics if k != "features"] == ["fid", "kid", "is", "pr"]
+    assert cfg.metrics.kid.subsets == 7 and cfg.metrics.pr.k == 3
 
 
 # ---------------------------------------------------------------------------- debug

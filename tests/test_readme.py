@@ -1,4 +1,4 @@
-"""Every `ganrun train|sample` command shown in the README composes (a typo there fails here)."""
+"""Every `ganrun train|sample|eval` command shown in the README composes (a typo there fails here)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from conftest import REPO
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from ganrun.cli import CONF
+from ganrun.cli import CONF, _real_dataset
 from ganrun.config import register
 from ganrun.preflight import preflight
 
 
 def readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
-    lines = re.findall(r"^ganrun (?:train|sample)\b.*$", text, flags=re.M)
+    lines = re.findall(r"^ganrun (?:train|sample|eval)\b.*$", text, flags=re.M)
     return [re.sub(r"\s+#.*$", "", line).replace("$P", "ganrun.losses.penalties") for line in lines]
 
 
@@ -29,6 +29,15 @@ def test_readme_shows_the_zoo():
         assert any(f"loss={loss}" in c.split() for c in commands), loss
 
 
+def test_readme_shows_eval():
+    """`ganrun eval` on a checkpoint with every metric, on two image sets, and eval during training."""
+    commands = [c.split() for c in readme_commands()]
+    evals = [c for c in commands if c[1] == "eval"]
+    assert any(a.startswith("ckpt=") and "metrics=[fid,kid,is,pr]" in c for c in evals for a in c)
+    assert any({"real", "fake"} <= {a.split("=")[0] for a in c} for c in evals)
+    assert any(a.startswith("trainer.eval_every=") for c in commands if c[1] == "train" for a in c)
+
+
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_command_composes(command):
     """preflight() raises GanrunError on any override that would not compose."""
@@ -36,8 +45,11 @@ def test_readme_command_composes(command):
     if "-m" in args:
         pytest.skip("sweeps compose per job")
     # a checkpoint path in the README is a placeholder; the rest must compose as written
+    # (real=, fake= and out= paths are plain strings until `ganrun eval` reads them)
     args = [a for a in args if not a.startswith("resume=")]
     args = ["ckpt=placeholder.pt" if a.startswith("ckpt=") else a for a in args]
+    if task == "eval":
+        args = _real_dataset(args)  # real=<dataset name> is dataset=<name>, as the CLI reads it
     register()
     cfg = preflight(str(CONF), task, args)
     for arg in args:  # every plain key=value override is in the composed config

@@ -26,12 +26,11 @@ def _train(cfg: DictConfig) -> dict | float:
     last logged metrics. job.json in the run folder records how the job ended."""
     import torch
 
+    from ganrun.distributed import context
     from ganrun.jobs import recorded
     from ganrun.objective import Objective, check_evaluated, objective_value
     from ganrun.runs import read_metrics
     from ganrun.train import train
-
-    from ganrun.distributed import context
 
     hc = HydraConfig.get()
     run_dir, overrides = Path(hc.runtime.output_dir), list(hc.overrides.task)
@@ -56,6 +55,12 @@ def _sample(cfg: DictConfig) -> str:
     return str(sample(cfg))
 
 
+def _eval(cfg: DictConfig) -> dict:
+    from ganrun.eval import evaluate
+
+    return evaluate(cfg)
+
+
 def _runs(argv: list[str]) -> None:
     from ganrun.runs import main as runs_main
 
@@ -72,6 +77,9 @@ class Task(NamedTuple):
 TASKS: dict[str, Task] = {
     "train": Task(_train, "train a GAN; writes a run folder (outputs/<date>/<time>/)", True),
     "sample": Task(_sample, "draw samples from a checkpoint: ckpt=<file> n=64 out=<dir> seed=0"),
+    "eval": Task(
+        _eval, "FID/KID/IS/PR: ckpt=<file> metrics=[fid,kid] | real=<dir|dataset> fake=<dir|npz>"
+    ),
 }
 # plain commands (argparse, no Hydra config): name -> (function of the arguments, doc)
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
@@ -171,6 +179,18 @@ def _resume_run_dir(args: list[str]) -> list[str]:
     return [*args, f"hydra.run.dir='{run_folder_of(ckpt)}'"]
 
 
+def _real_dataset(args: list[str]) -> list[str]:
+    """`ganrun eval real=<dataset name>` (not a path on disk) is `dataset=<name>`, so that
+    dataset.root=, dataset.split=, ... compose as in `ganrun train`."""
+    out = []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        named = "/" not in value and (CONF / "dataset" / f"{value}.yaml").is_file()
+        named = named and not Path(value).exists()
+        out.append(f"dataset={value}" if key == "real" and named else arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -193,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     args = argv[1:]
     if task == "train":
         args = _resume_run_dir(args)
+    if task == "eval":
+        args = _real_dataset(args)
     register()
     cfg = _or_exit(preflight, str(CONF), task, args)
     if task == "train":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException
@@ -41,9 +42,12 @@ def _valid_keys(conf_dir: str, task: str, full_key: str) -> list[str]:
 def explain(err: BaseException, conf_dir: str, task: str) -> str:
     """One paragraph naming the bad key or option and what is valid."""
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if isinstance(err, MissingConfigException) and err.options:
-        group = (err.missing_cfg_file or "").rsplit("/", 1)[0]
-        return f"{first}. Valid options for {group}: {', '.join(sorted(err.options))}."
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        group = err.missing_cfg_file.rsplit("/", 1)[0]
+        # a list selection (metrics=[fid,nope]) reports no options: read them from the folder
+        options = err.options or [p.stem for p in (Path(conf_dir) / group).glob("*.yaml")]
+        if options:
+            return f"{first.rstrip('.')}. Valid options for {group}: {', '.join(sorted(options))}."
     cause = _root_cause(err)
     full_key = getattr(cause, "full_key", None)
     if full_key and isinstance(cause, (KeyError, AttributeError)):

@@ -16,6 +16,17 @@ from ganrun.generation import class_labels, generate
 from ganrun.state import load_checkpoint, resolve_checkpoint, run_folder_of
 
 
+def load_generator(ckpt: dict, ema: bool, device: torch.device) -> torch.nn.Module:
+    """The checkpoint's generator (EMA weights when `ema`), rebuilt from its own config."""
+    saved = OmegaConf.create(ckpt["config"])
+    data = ckpt["data"]
+    G = build_generator(
+        saved.model, tuple(data["shape"]), saved.get("conditioning"), data["num_classes"]
+    )
+    G.load_state_dict(ckpt["G_ema" if ema else "G"])
+    return G.to(device).eval()
+
+
 def sample(cfg: DictConfig, console: Console | None = None) -> Path:
     """Write grid.png (or scatter.png) and samples.npz; returns the output folder."""
     console = console or Console()
@@ -26,9 +37,7 @@ def sample(cfg: DictConfig, console: Console | None = None) -> Path:
     saved = OmegaConf.create(ckpt["config"])
     device = resolve_device(cfg.device)
     conditioning, num_classes = saved.get("conditioning"), ckpt["data"]["num_classes"]
-    G = build_generator(saved.model, tuple(ckpt["data"]["shape"]), conditioning, num_classes)
-    G.load_state_dict(ckpt["G_ema" if cfg.ema else "G"])
-    G.to(device).eval()
+    G = load_generator(ckpt, cfg.ema, device)
     labels = None
     if conditioning:
         labels = class_labels(cfg.n, num_classes, cfg.labels)

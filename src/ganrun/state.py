@@ -34,7 +34,7 @@ class TrainState:
     scaler_g: torch.amp.GradScaler
     scaler_d: torch.amp.GradScaler
     step: int = 0
-    best: float | None = None
+    best: dict[str, Any] | None = None  # {"metric", "value", "step", "features"} of best.pt
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -7,7 +7,7 @@ import functools
 import time
 from collections.abc import Callable, Sized
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ganrun import distributed
-from ganrun.artifacts import save_samples
+from ganrun.artifacts import save_samples, to_uint8
 from ganrun.build import (
     build_backend,
     build_data,
@@ -26,6 +26,7 @@ from ganrun.build import (
 )
 from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
+from ganrun.evaluator import image_evaluator, keep_best
 from ganrun.generation import class_labels, generate
 from ganrun.loop import LoopConfig, fit
 from ganrun.resume import resumed_config
@@ -39,6 +40,10 @@ from ganrun.state import (
     set_rng_state,
 )
 from ganrun.tracking import Tracker, log, setup_logging, teardown_logging, truncate_metrics
+
+IMAGE_METRICS = ("eval/fid", "eval/kid", "eval/is", "eval/precision", "eval/recall")
+if TYPE_CHECKING:  # the metrics stack is imported only by runs that evaluate images
+    from ganrun.metrics.evaluate import ImageEvaluator
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -99,8 +104,9 @@ def make_evaluator(
     seed: int,
     device: torch.device,
     num_classes: int | None = None,
+    images: ImageEvaluator | None = None,
 ) -> Callable[[torch.nn.Module], dict[str, float]]:
-    """G -> data.evaluate(G(z)), on `n` fixed latents from a generator of their own.
+    """G -> data.evaluate(G(z)) and the image metrics (`images`), on `n` fixed latents.
 
     The noise comes from a dedicated torch.Generator seeded with `seed`, never from the
     global RNG, so evaluating does not change the run (resume stays bit-exact).
@@ -109,12 +115,23 @@ def make_evaluator(
     labels = None if num_classes is None else class_labels(n, num_classes).to(device)
 
     def evaluate(G: torch.nn.Module) -> dict[str, float]:
-        return data.evaluate(generate(G, z, 1024, labels))
+        samples = generate(G, z, 1024, labels)
+        values = data.evaluate(samples) if hasattr(data, "evaluate") else {}
+        if images is not None:
+            values.update(images(to_uint8(samples).split(1024)).values)
+        return values
 
     return evaluate
 
 
-def summary_table(run_dir: Path, state: TrainState, wall: float, last: dict[str, float]) -> Table:
+def summary_table(
+    run_dir: Path,
+    state: TrainState,
+    wall: float,
+    last: dict[str, float],
+    features: str | None = None,
+) -> Table:
+    """The end-of-run summary; image metrics name the extractor that produced them."""
     table = Table(title="ganrun train", show_header=False)
     table.add_row("run folder", str(run_dir))
     table.add_row("steps", str(state.step))
@@ -122,6 +139,12 @@ def summary_table(run_dir: Path, state: TrainState, wall: float, last: dict[str,
     for key in ("loss/d", "loss/g", "perf/img_per_s", "eval/modes", "eval/hq_pct"):
         if key in last:
             table.add_row(key, f"{last[key]:.4g}")
+    for key in IMAGE_METRICS:
+        if key in last:
+            table.add_row(f"{key} ({features})", f"{last[key]:.4g}")
+    if state.best is not None:
+        best = state.best
+        table.add_row("best.pt", f"{best['metric']} {best['value']:.4g} at step {best['step']}")
     table.add_row("checkpoint", str(run_dir / "checkpoints" / "last.pt"))
     return table
 
@@ -168,6 +191,8 @@ def train(
                 f"resume={cfg.resume} is at step {state.step}, past trainer.max_steps="
                 f"{trainer.max_steps}. Pass a larger trainer.max_steps to train further."
             )
+    # before the run folder: fails early; rank 0 alone evaluates (DDP)
+    images = image_evaluator(cfg, data, device) if ranks.is_main else None
 
     prepare_run_dir(run_dir, continuing, create=ranks.is_main)  # only rank 0 writes
     handlers = setup_logging(run_dir, console) if ranks.is_main else distributed.silence_logging()
@@ -200,6 +225,10 @@ def train(
             ]
             save_checkpoint(checkpoint_payload(state, config, data_facts), paths)
 
+        def save_best() -> None:
+            best = run_dir / "checkpoints" / "best.pt"
+            save_checkpoint(checkpoint_payload(state, config, data_facts), [best])
+
         z_dim = cfg.model.z_dim
         fixed_z = torch.randn(
             trainer.n_samples, z_dim, generator=torch.Generator().manual_seed(cfg.seed)
@@ -220,8 +249,24 @@ def train(
             world_size=ranks.world,
         )
         evaluate = None
-        if loop_cfg.eval_every > 0 and hasattr(data, "evaluate") and ranks.is_main:
-            evaluate = make_evaluator(data, z_dim, trainer.eval_samples, cfg.seed, device, classes)
+        if (
+            loop_cfg.eval_every > 0
+            and (hasattr(data, "evaluate") or images is not None)
+            and ranks.is_main
+        ):
+            evaluate = make_evaluator(
+                data, z_dim, trainer.eval_samples, cfg.seed, device, classes, images
+            )
+        if images is not None:
+            ref = images.reference
+            log.info(
+                "eval/* image metrics: %s features (%d-d), reference of %d real images (%s)",
+                images.extractor.name,
+                images.dims,
+                ref.n,
+                ref.path or "not cached",
+            )
+            evaluate = keep_best(evaluate, state, save_best, images.extractor.name)
         last = fit(
             state,
             loss,
@@ -237,7 +282,8 @@ def train(
             None if fixed_labels is None else fixed_labels.to(device),
         )
         distributed.barrier()  # rank 0 has written the last checkpoint
-        console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
+        features = None if images is None else images.extractor.name
+        console.print(summary_table(run_dir, state, time.perf_counter() - start, last, features))
         return last
     except BaseException:
         exit_code = 1  # the backend's run is marked failed (a sweep's other jobs go on)

@@ -46,6 +46,15 @@ def batch_indices(n: int, batch_size: int, seed: int, start: int = 0) -> Iterato
         epoch, offset = epoch + 1, 0
 
 
+def subset_indices(total: int, n: int, seed: int = 0) -> Tensor:
+    """Indices of n real samples for reference statistics: all of them, in order, when
+    n >= total; else a seeded random subset (sorted, so reads stay sequential)."""
+    if n >= total:
+        return torch.arange(total)
+    gen = torch.Generator().manual_seed(mixed_seed(seed, 0))
+    return torch.randperm(total, generator=gen)[:n].sort().values
+
+
 def resize_uint8(images: Tensor, resolution: int) -> Tensor:
     """Resize a uint8 (N, C, H, W) stack to resolution x resolution (antialiased bilinear)."""
     if images.shape[-1] == resolution and images.shape[-2] == resolution:
@@ -93,3 +102,7 @@ class InMemoryImages:
     def preview(self, n: int) -> Tensor:
         """The first n images in [-1, 1], for reals.png."""
         return self.images[:n].float() / 127.5 - 1.0
+
+    def real_images(self, n: int, seed: int = 0) -> Tensor:
+        """n images (all when n >= len) as uint8 (n, C, H, W), for reference statistics."""
+        return self.images[subset_indices(len(self), n, seed)]

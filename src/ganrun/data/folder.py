@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import functional as TF
 
-from ganrun.data.base import Batch, batch_indices
+from ganrun.data.base import Batch, batch_indices, subset_indices
 from ganrun.errors import GanrunError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -85,3 +85,9 @@ class ImageFolder:
         return (
             torch.stack([self.files[i][0] for i in range(min(n, len(self)))]).float() / 127.5 - 1.0
         )
+
+    def real_images(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n images (all when n >= len) as uint8 (n, C, R, R), for reference statistics."""
+        subset = Subset(self.files, subset_indices(len(self), n, seed).tolist())
+        loader = DataLoader(subset, batch_size=256, num_workers=self.num_workers)
+        return torch.cat([x for x, _ in loader])

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ganrun.data.base import Batch, batch_indices, mixed_seed
+from ganrun.data.base import Batch, batch_indices, mixed_seed, subset_indices
 from ganrun.data.files import check_split, missing_files_error
 from ganrun.data.mnist import MNIST
 from ganrun.errors import GanrunError
@@ -110,6 +110,10 @@ class StackedMNIST:
     def preview(self, n: int) -> Tensor:
         """The first n images in [-1, 1], for reals.png."""
         return self._stack(self.source, self.index[:n]).float() / 127.5 - 1.0
+
+    def real_images(self, n: int, seed: int = 0) -> Tensor:
+        """n stacked images (all when n >= len) as uint8 (n, 3, R, R), for reference statistics."""
+        return self._stack(self.source, self.index[subset_indices(len(self), n, seed)])
 
     # ----------------------------------------------------------------- evaluation
 

@@ -1,0 +1,87 @@
+"""Image metrics during training (eval/fid, ...) and checkpoints/best.pt.
+
+With trainer.eval_every > 0, train() evaluates G_ema on trainer.eval_samples fixed latents:
+the dataset's own metrics (mode counts for ring8, grid25, stacked_mnist) and the image
+metrics of the `metrics` node (default [fid]) in the dataset's feature space
+(metrics.features: the digit classifier for digit datasets, Inception for natural images).
+Both are built before the first step, so a missing weights file or too few samples fail
+before any training. The lowest eval/fid is kept as checkpoints/best.pt, and its value
+travels in every checkpoint (`best`), so a resumed run keeps comparing against it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ganrun.state import TrainState
+
+if TYPE_CHECKING:  # the metrics stack (scipy, ...) is imported only when a run evaluates
+    from ganrun.metrics.evaluate import ImageEvaluator
+
+BEST_METRIC = "fid"  # lower is better; best.pt follows it
+
+
+def image_evaluator(cfg: DictConfig, data: Any, device: torch.device) -> ImageEvaluator | None:
+    """The evaluator of cfg.metrics for this run, or None where image metrics do not apply.
+
+    None when evaluation is off, no metric is chosen, the data are 2-D points (ring8,
+    grid25: their mode metrics remain), or no extractor is configured (metrics/features=null).
+    """
+    node = cfg.get("metrics")
+    if cfg.trainer.get("eval_every", 0) <= 0 or node is None or len(data.shape) != 3:
+        return None
+    from ganrun.metrics.evaluate import ImageEvaluator, build_extractor, build_metrics
+    from ganrun.metrics.imagesets import DatasetImages
+
+    metrics = build_metrics(node)
+    if not metrics or node.get("features") is None:
+        return None
+    n = cfg.trainer.eval_samples
+    return ImageEvaluator(
+        build_extractor(node.features, device),
+        metrics,
+        DatasetImages(data, OmegaConf.to_container(cfg.dataset, resolve=True)),
+        n,
+        tuple(data.shape),
+        n,
+        fix=(
+            f"Raise trainer.eval_samples (now {n}), or pick other metrics "
+            f"(metrics=[...]); metrics=[] turns image metrics off."
+        ),
+    )
+
+
+def keep_best(
+    evaluate: Callable[[torch.nn.Module], dict[str, float]],
+    state: TrainState,
+    save_best: Callable[[], None],
+    features: str,
+    metric: str = BEST_METRIC,
+) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """evaluate, plus: when `metric` beats state.best, record it in the state and save_best().
+
+    state.best = {"metric": "eval/fid", "value", "step", "features"} goes into every later
+    checkpoint, so resuming continues the comparison (and stays bit-exact).
+    """
+
+    def evaluate_and_keep(G: torch.nn.Module) -> dict[str, float]:
+        values = evaluate(G)
+        value = values.get(metric)
+        if value is None or not math.isfinite(value):
+            return values
+        if state.best is None or value < state.best["value"]:
+            state.best = {
+                "metric": f"eval/{metric}",
+                "value": float(value),
+                "step": state.step,
+                "features": features,
+            }
+            save_best()
+        return values
+
+    return evaluate_and_keep
