@@ -20,6 +20,7 @@ from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
 from ganrun.generation import class_labels, generate
 from ganrun.loop import LoopConfig, fit
+from ganrun.perf import accelerate, restore_backend_flags, set_backend_flags
 from ganrun.resume import resumed_config
 from ganrun.state import (
     TrainState,
@@ -157,6 +158,7 @@ def train(
     threads = torch.get_num_threads()  # restored at the end: train() leaves no global change
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
+    backend_flags = set_backend_flags(device, trainer)  # TF32, cuDNN autotuning; restored below
     try:
         write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
         if continuing:
@@ -183,6 +185,7 @@ def train(
         classes = data.num_classes if conditional else None
         fixed_labels = None if classes is None else class_labels(trainer.n_samples, classes)
         batches = data.batches(trainer.batch_size, cfg.seed, state.step * trainer.n_critic, device)
+        batches = accelerate(state, batches, trainer, data.shape, list(loss.penalties))
         if ckpt is not None:
             set_rng_state(ckpt["rng"])
         # keys a checkpoint from an older version lacks keep their LoopConfig defaults
@@ -210,5 +213,6 @@ def train(
         console.print(summary_table(run_dir, state, time.perf_counter() - start, last))
         return last
     finally:
+        restore_backend_flags(backend_flags)
         torch.set_num_threads(threads)
         teardown_logging(handlers)
