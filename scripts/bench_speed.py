@@ -258,6 +258,12 @@ def timed_throughput(history: list[dict[str, float]], warmup: int, batch: int) -
 # ----------------------------------------------------------------------------- report
 
 
+def ganrun_keys(cfg: DictConfig) -> str:
+    """The speed keys ganrun's modes run with (from the device's trainer file)."""
+    keys = ("channels_last", "fused_optimizer", "tf32", "cudnn_benchmark")
+    return ", ".join(f"{k}={cfg.trainer[k]}" for k in keys)
+
+
 def fmt_mem(mib: float | None) -> str:
     return "-" if mib is None else f"{mib:,.0f} MiB"
 
@@ -284,6 +290,7 @@ def throughput(args: argparse.Namespace, device: torch.device) -> None:
         )
         images = synthetic_images(case, 8 * case.batch)
         ref = reference(ref_cfg, images, args.steps, args.warmup, args.ref_workers)
+        print(f"  reference DataLoader: {args.ref_workers} workers; ganrun: {ganrun_keys(ref_cfg)}")
         print(f"  {'mode':<22}{'img/s':>10}{'x ref':>8}{'peak memory':>14}")
         print(
             f"  {'reference (eager fp32)':<22}{ref.img_per_s:>10.1f}{1.0:>8.2f}{fmt_mem(ref.peak_mib):>14}"
@@ -303,7 +310,7 @@ def throughput(args: argparse.Namespace, device: torch.device) -> None:
 def scaling(args: argparse.Namespace, device: torch.device) -> None:
     """ms per step of ganrun's DCGAN over batch sizes and resolutions."""
     precision = args.scaling_precision or ("bf16" if device.type == "cuda" else "fp32")
-    batches = (32, 64) if args.quick else (32, 64, 128, 256, 512)
+    batches = (32, 64) if args.quick else args.scaling_batches
     mode = Mode(f"ganrun {precision}", precision, False)
     print(f"\nScaling: DCGAN, {mode.name}, ms per step (img/s)")
     print(f"  {'resolution':<12}" + "".join(f"{'batch ' + str(b):>20}" for b in batches))
@@ -332,6 +339,13 @@ def main() -> None:
     parser.add_argument("--ref-workers", type=int, default=0, help="reference DataLoader workers")
     parser.add_argument(
         "--scaling-precision", default=None, help="default: bf16 on CUDA, else fp32"
+    )
+    parser.add_argument(
+        "--scaling-batches",
+        type=int,
+        nargs="+",
+        default=[32, 64, 128, 256, 512],
+        help="batch sizes",
     )
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled mode")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")

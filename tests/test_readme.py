@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from enum import Enum
 
 import pytest
 from conftest import REPO
@@ -47,7 +48,8 @@ def test_readme_command_composes(command):
 
 
 def same(composed: object, written: str) -> bool:
-    """A composed value equals the README's text (numbers compared as numbers)."""
+    """A composed value equals the README's text (numbers compared as numbers, enums by value)."""
+    composed = composed.value if isinstance(composed, Enum) else composed
     try:
         return float(composed) == float(written)  # type: ignore[arg-type]
     except (TypeError, ValueError):
