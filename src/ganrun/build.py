@@ -22,6 +22,7 @@ from ganrun.errors import GanrunError
 from ganrun.losses.base import AdversarialLoss
 from ganrun.models.layers import spectral_norm_all
 from ganrun.models.vbn import VirtualBatchNormGenerator
+from ganrun.perf import check_perf_keys, optimizer_kwargs
 from ganrun.state import TrainState
 from ganrun.tracking import Backend, run_labels
 
@@ -85,6 +86,7 @@ def check_trainer(trainer: DictConfig, device: torch.device) -> None:
         raise GanrunError(f"trainer.grad_clip={trainer.grad_clip} must be >= 0 (0: no clipping).")
     if not 0.0 <= trainer.ema_decay < 1.0:
         raise GanrunError(f"trainer.ema_decay={trainer.ema_decay} must be in [0, 1).")
+    check_perf_keys(trainer)
 
 
 def build_data(cfg: DictConfig) -> Any:
@@ -161,12 +163,15 @@ def build_state(
     device: torch.device,
     num_classes: int | None = None,
 ) -> TrainState:
-    """Models (seeded), EMA copy, optimizers and grad scalers, on `device`."""
+    """Models (seeded), EMA copy, optimizers (fused on CUDA, see optimizer_kwargs) and grad
+    scalers, on `device`."""
     torch.manual_seed(cfg.seed)
     G = build_generator(cfg.model, data_shape, cfg.get("conditioning"), num_classes).to(device)
     D = build_discriminator(cfg, data_shape, num_classes).to(device)
-    opt_g = make(cfg.optimizer.g, "optimizer.g")(G.parameters())
-    opt_d = make(cfg.optimizer.d, "optimizer.d")(D.parameters())
+    fused = cfg.trainer.get("fused_optimizer", True)
+    make_opt_g, make_opt_d = (make(cfg.optimizer[k], f"optimizer.{k}") for k in ("g", "d"))
+    opt_g = make_opt_g(G.parameters(), **optimizer_kwargs(make_opt_g, device, fused))
+    opt_d = make_opt_d(D.parameters(), **optimizer_kwargs(make_opt_d, device, fused))
     fp16 = cfg.trainer.precision == "fp16"
     return TrainState(
         G=G,

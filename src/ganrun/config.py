@@ -42,7 +42,15 @@ class TrainerConfig:
     n_critic: int = 1  # D steps per G step
     device: Device = Device.auto
     precision: Precision = Precision.fp32
-    compile: bool = False  # torch.compile G and D
+    compile: bool = False  # torch.compile G and D (penalties' double backward stays eager)
+    compile_mode: str = (
+        "default"  # default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs
+    )
+    compile_backend: str = "inductor"  # inductor generates kernels; aot_eager needs no C compiler
+    channels_last: bool = False  # NHWC models and image batches (faster convs on tensor cores)
+    fused_optimizer: bool = True  # fused optimizer kernels on CUDA where the optimizer has them
+    tf32: bool = True  # CUDA: TF32 matmuls and convs in fp32 runs; false for full fp32
+    cudnn_benchmark: bool = True  # CUDA: cuDNN autotunes each conv shape on first use
     ema_decay: float = 0.999  # EMA of G's weights; samples come from the EMA copy
     grad_clip: float = 0.0  # max global gradient norm for G and D updates; 0 = no clipping
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs at step 0; 0 = off

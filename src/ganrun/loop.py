@@ -21,12 +21,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ganrun.amp import loss_scale
 from ganrun.artifacts import save_samples
 from ganrun.augment import with_instance_noise
 from ganrun.distributed import local_module, mean_over_ranks
 from ganrun.ema import update_ema
 from ganrun.generation import conditioned
 from ganrun.losses.base import AdversarialLoss, Logs
+from ganrun.perf import eager
 from ganrun.state import TrainState
 from ganrun.tracking import Tracker
 
@@ -106,13 +108,18 @@ def d_step(
     """One discriminator update; `index` counts D steps in the run (for lazy penalties).
 
     With class labels (conditional models) the fakes are drawn for the real batch's labels
-    and D judges both under them, penalties included.
+    and D judges both under them, penalties included. Penalties differentiate the eager D
+    (double backward) with the fp16 loss scale (see ganrun.amp).
     """
     G, D = conditioned(state.G, labels), with_instance_noise(conditioned(state.D, labels), noise)
+    penalty_D = with_instance_noise(conditioned(eager(state.D), labels), noise)
+    grad_scale = loss_scale(state.scaler_d, real.device)
     with autocast:
         with torch.no_grad():
             fake = G(z)
-        loss_d, logs = loss.d_loss(D, real, fake, index, auxiliary(state.D, labels))
+        loss_d, logs = loss.d_loss(
+            D, real, fake, index, auxiliary(state.D, labels), penalty_D, grad_scale
+        )
     optimizer_step(loss_d, state.opt_d, state.scaler_d, clip)
     loss.after_d_step(state.D)
     return logs

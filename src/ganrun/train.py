@@ -29,6 +29,7 @@ from ganrun.errors import GanrunError
 from ganrun.evaluator import image_evaluator, keep_best
 from ganrun.generation import class_labels, generate
 from ganrun.loop import LoopConfig, fit
+from ganrun.perf import accelerate, restore_backend_flags, set_backend_flags
 from ganrun.resume import resumed_config
 from ganrun.state import (
     TrainState,
@@ -200,6 +201,7 @@ def train(
     backend, exit_code = None, 0
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
+    backend_flags = set_backend_flags(device, trainer)  # TF32, cuDNN autotuning; restored below
     try:
         if ranks.is_main:
             write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
@@ -238,6 +240,7 @@ def train(
         batches = distributed.rank_batches(
             data, trainer.batch_size, cfg.seed, state.step * trainer.n_critic, device, ranks
         )
+        batches = accelerate(state, batches, trainer, data.shape, list(loss.penalties))
         if ckpt is not None:
             set_rng_state(ckpt["rng"])
         distributed.seed_rank(cfg.seed, state.step, ranks)  # W > 1: noise differs per rank
@@ -291,5 +294,6 @@ def train(
     finally:
         if backend is not None:
             backend.close(exit_code)
+        restore_backend_flags(backend_flags)
         torch.set_num_threads(threads)
         teardown_logging(handlers)

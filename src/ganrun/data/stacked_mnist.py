@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ganrun.data.base import Batch, batch_indices, mixed_seed, subset_indices
+from ganrun.data.base import Batch, batch_indices, mixed_seed, subset_indices, to_device
 from ganrun.data.files import check_split, missing_files_error
 from ganrun.data.mnist import MNIST
 from ganrun.errors import GanrunError
@@ -99,11 +99,11 @@ class StackedMNIST:
     def batches(
         self, batch_size: int, seed: int, start: int = 0, device: str | torch.device = "cpu"
     ) -> Iterator[Batch]:
-        source = self.source.to(device)
-        index = self.index.to(device)
-        labels = self.labels.to(device)
-        for idx in batch_indices(len(self), batch_size, seed, start):
-            idx = idx.to(device)
+        # moved once; every batch is gathered on the device (see InMemoryImages)
+        source, index, labels = (
+            to_device(t, device) for t in (self.source, self.index, self.labels)
+        )
+        for idx in batch_indices(len(self), batch_size, seed, start, source.device):
             x = self._stack(source, index[idx]).float().div_(127.5).sub_(1.0)
             yield x, labels[idx]
 

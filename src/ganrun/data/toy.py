@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from ganrun.data.base import Batch, mixed_seed
+from ganrun.data.base import Batch, mixed_seed, to_device
 from ganrun.metrics.modes import mode_metrics
 
 
@@ -36,7 +36,7 @@ class GaussianMixture2D:
         k = start
         while True:
             gen = torch.Generator().manual_seed(mixed_seed(seed, k))
-            yield self.sample(batch_size, gen).to(device), None
+            yield to_device(self.sample(batch_size, gen), device), None  # non-blocking on CUDA
             k += 1
 
     def preview(self, n: int) -> Tensor:

@@ -42,13 +42,23 @@ class AdversarialLoss:
         """A constraint applied to D after its optimizer step (WGAN's weight clipping)."""
 
     def d_loss(
-        self, D: nn.Module, real: Tensor, fake: Tensor, d_step: int = 0, aux: Aux | None = None
+        self,
+        D: nn.Module,
+        real: Tensor,
+        fake: Tensor,
+        d_step: int = 0,
+        aux: Aux | None = None,
+        penalty_D: Callable[[Tensor], Tensor] | None = None,
+        grad_scale: Tensor | None = None,
     ) -> tuple[Tensor, Logs]:
         """D's loss on a real batch and a (detached) generated batch.
 
         `d_step` counts D steps from the start of the run; a penalty with `every=k` (lazy
         regularisation, StyleGAN2) runs on every k-th D step with its weight scaled by k.
         `aux(x)` (ACGAN's class cross-entropy) is added on reals and fakes.
+        `penalty_D` is the D the penalties differentiate twice (the eager module when D is
+        compiled: torch.compile cannot do double backward); default D. `grad_scale` is the
+        fp16 grad scaler's scale for the penalties' inner gradients (None: no scaling).
         """
         fake = fake.detach()
         real_logits, fake_logits = D(real), D(fake)
@@ -57,7 +67,7 @@ class AdversarialLoss:
         for name, penalty in self.penalties.items():
             if d_step % penalty.every:
                 continue
-            value = penalty(D, real, fake)
+            value = penalty(D if penalty_D is None else penalty_D, real, fake, grad_scale)
             loss = loss + penalty.weight * penalty.every * value
             logs[name] = value.detach()
         if aux is not None:

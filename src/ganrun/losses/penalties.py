@@ -7,6 +7,9 @@ the command line, e.g.
         +loss.penalties.r1.weight=10
 
 Gradients are taken in the inputs' dtype (bf16 under autocast) and reduced in float32.
+Under fp16 with a grad scaler the loop passes the scaler's current scale as `grad_scale`: the
+inner gradient is then taken of the scaled output and unscaled in float32 (the PyTorch AMP
+gradient-penalty recipe), so small fp16 gradients inside D do not underflow to zero.
 """
 
 from __future__ import annotations
@@ -15,18 +18,28 @@ import torch
 from torch import Tensor, nn
 
 
-def input_gradient(D: nn.Module, x: Tensor) -> Tensor:
+def input_gradient(D: nn.Module, x: Tensor, grad_scale: Tensor | None = None) -> Tensor:
     """dD(x)/dx per sample, flattened to (B, -1) and cast to float32; kept in the graph so a
-    penalty built on it can be minimised."""
+    penalty built on it can be minimised.
+
+    grad_scale (a 0-d tensor, the grad scaler's scale): differentiate grad_scale times the
+    batch mean of D(x), as the AMP recipe scales a mean loss, so the fp16 backward through D
+    stays out of the subnormal range; then unscale in float32 (times the batch size, for
+    per-sample gradients). The mean, not the sum: the scaler starts at 2**16, which fp16
+    (max 65504) cannot hold at D's output. A tensor, so reading the scale never syncs.
+    """
     x = x.detach().requires_grad_(True)
-    out = D(x)
-    (grad,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
-    return grad.flatten(1).float()
+    out = D(x).float()
+    if grad_scale is None:
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        return grad.flatten(1).float()
+    (grad,) = torch.autograd.grad(out.mean() * grad_scale, x, create_graph=True)
+    return grad.flatten(1).float() * (out.numel() / grad_scale)
 
 
-def input_gradient_norm(D: nn.Module, x: Tensor) -> Tensor:
+def input_gradient_norm(D: nn.Module, x: Tensor, grad_scale: Tensor | None = None) -> Tensor:
     """Per-sample L2 norm of dD(x)/dx."""
-    return input_gradient(D, x).norm(2, dim=1)
+    return input_gradient(D, x, grad_scale).norm(2, dim=1)
 
 
 def random_interpolate(a: Tensor, b: Tensor) -> Tensor:
@@ -48,12 +61,17 @@ def norm_penalty(norm: Tensor, center: float = 1.0, one_sided: bool = False) -> 
 
 
 def gradient_penalty(
-    D: nn.Module, real: Tensor, fake: Tensor, center: float = 1.0, one_sided: bool = False
+    D: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    center: float = 1.0,
+    one_sided: bool = False,
+    grad_scale: Tensor | None = None,
 ) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - center)^2] on random interpolates;
     one-sided is WGAN-LP (Petzka et al. 2018): E[max(0, ||grad D(x_hat)|| - center)^2]."""
     x_hat = random_interpolate(real, fake)
-    return norm_penalty(input_gradient_norm(D, x_hat), center, one_sided)
+    return norm_penalty(input_gradient_norm(D, x_hat, grad_scale), center, one_sided)
 
 
 def dragan_perturb(x: Tensor, scale: float = 0.5) -> Tensor:
@@ -62,22 +80,29 @@ def dragan_perturb(x: Tensor, scale: float = 0.5) -> Tensor:
     return x + scale * x.std() * torch.rand_like(x)
 
 
-def dragan_penalty(D: nn.Module, real: Tensor, scale: float = 0.5, center: float = 1.0) -> Tensor:
+def dragan_penalty(
+    D: nn.Module,
+    real: Tensor,
+    scale: float = 0.5,
+    center: float = 1.0,
+    grad_scale: Tensor | None = None,
+) -> Tensor:
     """DRAGAN (Kodali et al. 2017): E[(||grad D(x_hat)|| - center)^2] with x_hat between the
     reals and their perturbations: the gradient penalty local to the data."""
     x_hat = random_interpolate(real, dragan_perturb(real, scale))
-    return norm_penalty(input_gradient_norm(D, x_hat), center)
+    return norm_penalty(input_gradient_norm(D, x_hat, grad_scale), center)
 
 
-def zero_centered_penalty(D: nn.Module, x: Tensor) -> Tensor:
+def zero_centered_penalty(D: nn.Module, x: Tensor, grad_scale: Tensor | None = None) -> Tensor:
     """1/2 E[||grad D(x)||^2] (Mescheder et al. 2018), squared norm summed in float32."""
-    return 0.5 * input_gradient(D, x).pow(2).sum(dim=1).mean()
+    return 0.5 * input_gradient(D, x, grad_scale).pow(2).sum(dim=1).mean()
 
 
 class Penalty:
     """A penalty on D with its weight; subclasses return the unweighted batch value.
 
     every: apply on every k-th D step only, weighted by k (lazy regularisation).
+    grad_scale: the fp16 grad scaler's scale for the inner gradient (see input_gradient).
     """
 
     def __init__(self, weight: float, every: int = 1) -> None:
@@ -86,7 +111,9 @@ class Penalty:
         self.weight = weight
         self.every = every
 
-    def __call__(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    def __call__(
+        self, D: nn.Module, real: Tensor, fake: Tensor, grad_scale: Tensor | None = None
+    ) -> Tensor:
         raise NotImplementedError
 
 
@@ -101,8 +128,10 @@ class GradientPenalty(Penalty):
         self.center = center
         self.one_sided = one_sided
 
-    def __call__(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        return gradient_penalty(D, real, fake, self.center, self.one_sided)
+    def __call__(
+        self, D: nn.Module, real: Tensor, fake: Tensor, grad_scale: Tensor | None = None
+    ) -> Tensor:
+        return gradient_penalty(D, real, fake, self.center, self.one_sided, grad_scale)
 
 
 class DraganPenalty(Penalty):
@@ -112,8 +141,10 @@ class DraganPenalty(Penalty):
         super().__init__(weight, every)
         self.scale = scale
 
-    def __call__(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        return dragan_penalty(D, real, self.scale)
+    def __call__(
+        self, D: nn.Module, real: Tensor, fake: Tensor, grad_scale: Tensor | None = None
+    ) -> Tensor:
+        return dragan_penalty(D, real, self.scale, grad_scale=grad_scale)
 
 
 class R1Penalty(Penalty):
@@ -125,8 +156,10 @@ class R1Penalty(Penalty):
     def samples(self, real: Tensor, fake: Tensor) -> Tensor:
         return real
 
-    def __call__(self, D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        return zero_centered_penalty(D, self.samples(real, fake))
+    def __call__(
+        self, D: nn.Module, real: Tensor, fake: Tensor, grad_scale: Tensor | None = None
+    ) -> Tensor:
+        return zero_centered_penalty(D, self.samples(real, fake), grad_scale)
 
 
 class R2Penalty(R1Penalty):
