@@ -286,10 +286,10 @@ def test_resume_continues_the_same_run(tmp_path):
 class FailsAtStep3(NonSaturatingLoss):
     """The non-saturating loss until D step index 2 (training step 3), then an error."""
 
-    def d_loss(self, D, real, fake, d_step=0, aux=None):
+    def d_loss(self, D, real, fake, d_step=0, *args):
         if d_step >= 2:
             raise RuntimeError("injected failure at step 3")
-        return super().d_loss(D, real, fake, d_step, aux)
+        return super().d_loss(D, real, fake, d_step, *args)
 
 
 def test_failed_run_is_finished_with_a_nonzero_exit_code(tmp_path):
