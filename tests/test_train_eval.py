@@ -163,3 +163,18 @@ def test_refused_before_the_run_folder(cache, tmp_path, overrides, needles):
     for needle in needles:
         assert needle in str(err.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluation_does_not_change_the_training(run_a, tmp_path):
+    """Eval on (extractor built, FID every 2 steps) trains the same weights as eval off: the
+    evaluation's random init and draws stay out of the run's random streams."""
+    run_dir, _ = run_a
+    run(tmp_path / "off")
+    on, off = rows(run_dir), rows(tmp_path / "off")
+    losses = [k for k in off[0] if k.startswith(("loss/", "d/"))]
+    assert len(losses) >= 2
+    assert [[r[k] for k in losses] for r in on] == [[r[k] for k in losses] for r in off]
+    a, b = load(run_dir / "checkpoints" / "last.pt"), load(tmp_path / "off/checkpoints/last.pt")
+    for key in ("G", "D"):
+        for name, t in tensors(a[key]).items():
+            assert torch.equal(t, tensors(b[key])[name]), f"{key}{name}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,21 @@ def set_rng_state(rng: dict[str, Any]) -> None:
     random.setstate((version, tuple(state), gauss))
     name, keys, pos, has_gauss, cached = rng["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+@contextmanager
+def isolated_rng() -> Iterator[None]:
+    """Run a block without touching the run's random streams (torch, CUDA, Python, NumPy).
+
+    Evaluation builds networks (random init before their weights load) and may draw random
+    subsets; inside this block none of that shifts the training noise, so a run with
+    evaluation on trains exactly like one with it off, and resume stays bit-exact.
+    """
+    saved = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(saved)
 
 
 def checkpoint_payload(state: TrainState, config: dict, data: dict) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from ganrun.resume import resumed_config
 from ganrun.state import (
     TrainState,
     checkpoint_payload,
+    isolated_rng,
     load_checkpoint,
     resolve_checkpoint,
     run_folder_of,
@@ -116,10 +117,11 @@ def make_evaluator(
     labels = None if num_classes is None else class_labels(n, num_classes).to(device)
 
     def evaluate(G: torch.nn.Module) -> dict[str, float]:
-        samples = generate(G, z, 1024, labels)
-        values = data.evaluate(samples) if hasattr(data, "evaluate") else {}
-        if images is not None:
-            values.update(images(to_uint8(samples).split(1024)).values)
+        with isolated_rng():
+            samples = generate(G, z, 1024, labels)
+            values = data.evaluate(samples) if hasattr(data, "evaluate") else {}
+            if images is not None:
+                values.update(images(to_uint8(samples).split(1024)).values)
         return values
 
     return evaluate
@@ -193,7 +195,8 @@ def train(
                 f"{trainer.max_steps}. Pass a larger trainer.max_steps to train further."
             )
     # before the run folder: fails early; rank 0 alone evaluates (DDP)
-    images = image_evaluator(cfg, data, device) if ranks.is_main else None
+    with isolated_rng():  # building extractors draws random init weights before loading
+        images = image_evaluator(cfg, data, device) if ranks.is_main else None
 
     prepare_run_dir(run_dir, continuing, create=ranks.is_main)  # only rank 0 writes
     handlers = setup_logging(run_dir, console) if ranks.is_main else distributed.silence_logging()
