@@ -32,9 +32,16 @@ class Result:
         return " ".join(self.out.split())
 
 
-def launch(cwd: Path, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env.update(COLUMNS="400", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+def launch(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """`python -m ganrun *args` in `cwd`, output captured, one CPU thread unless OMP_NUM_THREADS
+    is in `unset`; `env` adds variables (e.g. GANRUN_CACHE)."""
+    full = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", *unset)}
+    full.update(COLUMNS="400", PYTHONWARNINGS="ignore")
+    if "OMP_NUM_THREADS" not in unset:
+        full["OMP_NUM_THREADS"] = "1"
+    env = {**full, **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "ganrun", *args],
         cwd=cwd,

@@ -10,9 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ import pytest
 from conftest import compose_cfg, write_digit_classifier
 from PIL import Image
 from rich.console import Console
+from test_cli import launch as launch_ganrun
 
 from ganrun.data.digits import Digits
 from ganrun.errors import GanrunError
@@ -222,16 +221,7 @@ def test_missing_digit_weights(env, tmp_path, monkeypatch):
 
 
 def launch(cwd: Path, cache: Path, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env.update(COLUMNS="400", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", GANRUN_CACHE=str(cache))
-    return subprocess.Popen(
-        [sys.executable, "-m", "ganrun", "eval", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return launch_ganrun(cwd, "eval", *args, env={"GANRUN_CACHE": str(cache)})
 
 
 @pytest.fixture(scope="module")

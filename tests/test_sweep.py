@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import joblib
@@ -38,20 +35,6 @@ OPTUNA = [
     "model.generator.width=32",
     "model.discriminator.width=32",
 ]
-
-
-def launch_without_thread_limit(cwd: Path, *args: str) -> subprocess.Popen:
-    """As launch(), but with OMP_NUM_THREADS unset, so joblib picks each worker's threads."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "OMP_NUM_THREADS")}
-    env.update(COLUMNS="400", PYTHONWARNINGS="ignore")
-    return subprocess.Popen(
-        [sys.executable, "-m", "ganrun", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +66,7 @@ def sweeps(tmp_path_factory):
     r.update(
         collect(
             {
-                "joblib": launch_without_thread_limit(
+                "joblib": launch(
                     tmp,
                     "train",
                     "-m",
@@ -92,6 +75,7 @@ def sweeps(tmp_path_factory):
                     "hydra/launcher=joblib",
                     "hydra.launcher.n_jobs=2",
                     f"hydra.sweep.dir={tmp / 'joblib'}",
+                    unset=("OMP_NUM_THREADS",),  # joblib picks each worker's threads
                 ),
             }
         )
