@@ -143,7 +143,7 @@ def _carry_on(fn: Callable, cfg: DictConfig) -> Any:
     try:
         return fn(cfg)
     except Exception as err:
-        from ganrun.jobs import first_line
+        from ganrun.errors import first_line
 
         if not isinstance(err, GanrunError):
             traceback.print_exc()

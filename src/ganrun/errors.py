@@ -3,3 +3,13 @@
 
 class GanrunError(Exception):
     """A problem the user can fix: the message names the key, the value and the fix."""
+
+
+def first_line(err: BaseException, limit: int | None = None) -> str:
+    """The error in one line (cut to `limit` characters): a GanrunError's own message, others
+    prefixed with their type, for messages that wrap a library's failure."""
+    lines = str(err).strip().splitlines()
+    text = (lines[0] if lines else "")[:limit]
+    if isinstance(err, GanrunError):
+        return text or type(err).__name__
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

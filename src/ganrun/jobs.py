@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganrun.errors import GanrunError
+from ganrun.errors import GanrunError, first_line
 
 JOB_FILE = "job.json"
 
@@ -31,15 +31,6 @@ class JobRecord:
     traceback: str | None = None  # the full traceback of an unexpected (non-GanrunError) error
     objective: dict[str, Any] | None = None  # metric, direction, reduce, value (when configured)
     threads: int | None = None  # torch CPU threads (joblib gives each worker cores // n_jobs)
-
-
-def first_line(err: BaseException) -> str:
-    """The error in one line: a GanrunError's own message, others prefixed with their type."""
-    lines = str(err).strip().splitlines()
-    text = lines[0] if lines else ""
-    if isinstance(err, GanrunError):
-        return text or type(err).__name__
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def write_record(run_dir: Path, record: JobRecord) -> None:

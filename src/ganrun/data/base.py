@@ -34,6 +34,11 @@ def check_batch_size(n: int, batch_size: int, world: int = 1) -> None:
         )
 
 
+def from_uint8(images: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1] (the inverse of artifacts.to_uint8): what G's tanh emits."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
 def to_device(t: Tensor, device: str | torch.device) -> Tensor:
     """t on `device`; to a GPU through pinned memory without blocking, so the copy neither
     stalls the host nor synchronises the stream (a pageable-memory copy would)."""
@@ -120,12 +125,12 @@ class InMemoryImages:
     ) -> Iterator[Batch]:
         images, labels = self.on_device(device)
         for idx in batch_indices(len(self), batch_size, seed, start, images.device):
-            x = images[idx].float().div_(127.5).sub_(1.0)
+            x = from_uint8(images[idx])
             yield x, (None if labels is None else labels[idx])
 
     def preview(self, n: int) -> Tensor:
         """The first n images in [-1, 1], for reals.png."""
-        return self.images[:n].float() / 127.5 - 1.0
+        return from_uint8(self.images[:n])
 
     def real_images(self, n: int, seed: int = 0) -> Tensor:
         """n images (all when n >= len) as uint8 (n, C, H, W), for reference statistics."""

@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import functional as TF
 
-from ganrun.data.base import Batch, batch_indices, subset_indices
+from ganrun.data.base import Batch, batch_indices, from_uint8, subset_indices
 from ganrun.errors import GanrunError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -78,13 +78,11 @@ class ImageFolder:
             persistent_workers=False,
         )
         for x, y in loader:
-            x = x.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+            x = from_uint8(x.to(device, non_blocking=True))
             yield x, (y.to(device, non_blocking=True) if self.num_classes else None)
 
     def preview(self, n: int) -> torch.Tensor:
-        return (
-            torch.stack([self.files[i][0] for i in range(min(n, len(self)))]).float() / 127.5 - 1.0
-        )
+        return from_uint8(torch.stack([self.files[i][0] for i in range(min(n, len(self)))]))
 
     def real_images(self, n: int, seed: int = 0) -> torch.Tensor:
         """n images (all when n >= len) as uint8 (n, C, R, R), for reference statistics."""

@@ -24,7 +24,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ganrun.data.base import Batch, batch_indices, mixed_seed, subset_indices, to_device
+from ganrun.data.base import (
+    Batch,
+    batch_indices,
+    from_uint8,
+    mixed_seed,
+    subset_indices,
+    to_device,
+)
 from ganrun.data.files import check_split, missing_files_error
 from ganrun.data.mnist import MNIST
 from ganrun.errors import GanrunError
@@ -104,12 +111,12 @@ class StackedMNIST:
             to_device(t, device) for t in (self.source, self.index, self.labels)
         )
         for idx in batch_indices(len(self), batch_size, seed, start, source.device):
-            x = self._stack(source, index[idx]).float().div_(127.5).sub_(1.0)
+            x = from_uint8(self._stack(source, index[idx]))
             yield x, labels[idx]
 
     def preview(self, n: int) -> Tensor:
         """The first n images in [-1, 1], for reals.png."""
-        return self._stack(self.source, self.index[:n]).float() / 127.5 - 1.0
+        return from_uint8(self._stack(self.source, self.index[:n]))
 
     def real_images(self, n: int, seed: int = 0) -> Tensor:
         """n stacked images (all when n >= len) as uint8 (n, 3, R, R), for reference statistics."""

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganrun.errors import GanrunError
+from ganrun.errors import GanrunError, first_line
 
 RESOLUTION = 28
 FEATURES = 128
@@ -120,10 +120,8 @@ def load_digit_classifier(path: str | Path | None = None) -> DigitClassifier:
         model = DigitClassifier()
         model.load_state_dict(ckpt["state_dict"])
     except Exception as err:  # a truncated file, another format, another architecture
-        reason = (str(err).strip().splitlines() or [""])[0][:200]
         raise GanrunError(
-            f"could not read the digit classifier checkpoint {path} "
-            f"({type(err).__name__}: {reason}). "
+            f"could not read the digit classifier checkpoint {path} ({first_line(err, 200)}). "
             f"Delete it and run `python {SCRIPT}` again."
         ) from None
     model.eval().requires_grad_(False)

@@ -28,6 +28,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor, nn
 
+from ganrun.data.base import from_uint8
 from ganrun.metrics.digit_classifier import (
     FEATURES,
     NUM_CLASSES,
@@ -54,7 +55,7 @@ class FeatureExtractor(Protocol):
 def to_unit_range(images: Tensor) -> Tensor:
     """uint8 [0, 255] -> float [-1, 1]; float images are taken to be in [-1, 1] already."""
     if images.dtype == torch.uint8:
-        return images.float().div(127.5).sub(1.0)
+        return from_uint8(images)
     return images.float()
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun.artifacts import to_uint8
-from ganrun.errors import GanrunError
+from ganrun.errors import GanrunError, first_line
 from ganrun.metrics.digit_classifier import cache_dir
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -330,10 +330,9 @@ def load_fid_inception(weights: str | Path | dict[str, Tensor]) -> FIDInceptionV
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as err:  # truncated download, another format
-            reason = (str(err).strip().splitlines() or [""])[0][:200]
             raise GanrunError(
-                f"could not read the FID Inception weights {weights} ({type(err).__name__}: "
-                f"{reason}). Delete the file and download {FID_WEIGHTS_NAME} again from "
+                f"could not read the FID Inception weights {weights} ({first_line(err, 200)}). "
+                f"Delete the file and download {FID_WEIGHTS_NAME} again from "
                 f"{FID_WEIGHTS_URL}."
             ) from None
     net = FIDInceptionV3()
