@@ -43,9 +43,13 @@ from pytorch_fid.fid_score import calculate_fid_given_paths, save_fid_stats
 
 from ganrun.data.cifar import CIFAR10
 from ganrun.data.mnist import MNIST
-from ganrun.metrics.digit_classifier import cache_dir
-from ganrun.metrics.frechet import feature_stats, frechet_distance
-from ganrun.metrics.inception import FID_WEIGHTS_NAME, InceptionFeatures, random_fid_state_dict
+from ganrun.evaluation.features.digit_classifier import cache_dir
+from ganrun.evaluation.features.inception import (
+    FID_WEIGHTS_NAME,
+    InceptionFeatures,
+    random_fid_state_dict,
+)
+from ganrun.evaluation.metrics.frechet import feature_stats, frechet_distance
 
 DATASETS = {"cifar10": CIFAR10, "mnist": MNIST}
 # ../shared/data next to the checkout on the dev machines (as tests/conftest.py looks for it)

@@ -53,13 +53,12 @@ from ganrun.build import (
     check_trainer,
     resolve_device,
 )
-from ganrun.cli import CONF
-from ganrun.config import register
+from ganrun.config import CONF, register
 from ganrun.data.base import InMemoryImages
-from ganrun.loop import LoopConfig, fit
-from ganrun.perf import accelerate, restore_backend_flags, set_backend_flags
-from ganrun.tracking import Tracker
-from ganrun.train import autocast_factory
+from ganrun.tracking.tracker import Tracker
+from ganrun.training.loop import LoopConfig, fit
+from ganrun.training.perf import accelerate, restore_backend_flags, set_backend_flags
+from ganrun.training.train import autocast_factory
 
 LOG_EVERY = 50  # steps between loss read-backs, in both loops
 

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/mode_collapse.py --experiments ring8 --seeds 0 1 \\
         --extra trainer.max_steps=2000 optimizer.g.lr=5e-4
 
-Each run is ganrun.train.train in process on the composed `experiment=<name> seed=<s>`
+Each run is ganrun.training.train.train in process on the composed `experiment=<name> seed=<s>`
 config (no debug preset) into <out>/<name>/seed<s>/. The figures are the eval/* metrics
 of the final step (the EMA generator on trainer.eval_samples fixed latents): modes covered,
 % high-quality samples (within 3 std of their nearest mode), reverse KL to uniform over
@@ -28,9 +28,8 @@ from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
 
-from ganrun.cli import CONF
-from ganrun.config import register
-from ganrun.train import train
+from ganrun.config import CONF, register
+from ganrun.training.train import train
 
 # Published figures (PacGAN, Lin et al. 2018, Table 2; VEEGAN, Srivastava et al. 2017):
 # (label, modes, hq %); the mode counts are out of 8 (ring8) and 25 (grid25).

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/train_digit_classifier.py                  # ../shared/data
     .venv/bin/python scripts/train_digit_classifier.py --root data --epochs 4 --seed 1
 
-Trains ganrun.metrics.digit_classifier.DigitClassifier on MNIST's 60,000 training images
+Trains ganrun.evaluation.features.digit_classifier.DigitClassifier on MNIST's 60,000 training images
 (random translations of up to 2 px), reports the accuracy on the 10,000 test images and the
 wall time, and writes {"state_dict", "test_accuracy", "epochs", "seed", ...} atomically to
 --out (default .cache/ganrun/digit_classifier.pt, or $GANRUN_CACHE/digit_classifier.pt).
@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ganrun.artifacts import atomic_write
+from ganrun.atomic_io import atomic_write
 from ganrun.data.mnist import MNIST
 from ganrun.errors import GanrunError
-from ganrun.metrics.digit_classifier import (
+from ganrun.evaluation.features.digit_classifier import (
     DigitClassifier,
     checkpoint_bytes,
     default_classifier_path,

@@ -10,10 +10,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from ganrun.artifacts import atomic_write
-from ganrun.cli import CONF
-from ganrun.config import register
-from ganrun.metrics.digit_classifier import CHECKPOINT_NAME, DigitClassifier, checkpoint_bytes
+from ganrun.atomic_io import atomic_write
+from ganrun.config import CONF, register
+from ganrun.evaluation.features.digit_classifier import (
+    CHECKPOINT_NAME,
+    DigitClassifier,
+    checkpoint_bytes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

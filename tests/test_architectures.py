@@ -9,7 +9,7 @@ import torch
 from test_config import train_one_step
 
 from ganrun.build import build_state
-from ganrun.cli import CONF
+from ganrun.config import CONF
 from ganrun.errors import GanrunError
 from ganrun.models.patchgan import PatchDiscriminator
 from ganrun.models.resnet import ResNetDiscriminator, ResNetGenerator

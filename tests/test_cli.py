@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganrun.cli import CONF
+from ganrun.config import CONF
 
 
 @dataclass

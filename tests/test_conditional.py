@@ -20,8 +20,8 @@ from ganrun.models.conditional import (
 )
 from ganrun.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganrun.models.mlp import MLPGenerator
-from ganrun.sample import sample
-from ganrun.train import train
+from ganrun.sampling.command import sample
+from ganrun.training.train import train
 
 SHAPE = (1, 16, 16)
 
@@ -129,8 +129,8 @@ def test_sample_draws_the_requested_classes(conditional_run, tmp_path):
 def test_acgan_aux_loss_is_weighted_class_cross_entropy_in_both_players():
     """aux_loss = weight * CE(class head, y) by hand; d_loss adds it on reals and fakes, g_loss
     on fakes; the adversarial head ignores the labels."""
-    from ganrun.loop import auxiliary
     from ganrun.losses.ns import NonSaturatingLoss
+    from ganrun.training.loop import auxiliary
 
     torch.manual_seed(0)
     base = DCGANDiscriminator(SHAPE, width=8).eval()

@@ -17,10 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
-from ganrun.cli import CONF
+from ganrun.config import CONF
 from ganrun.errors import GanrunError
-from ganrun.loop import d_step, g_step
-from ganrun.train import autocast_factory
+from ganrun.training.loop import d_step, g_step
+from ganrun.training.train import autocast_factory
 
 GROUPS = (
     "model",
@@ -408,7 +408,7 @@ def test_experiment_yaml_composes_builds_and_steps(name, extra, make_cfg):
 @pytest.mark.parametrize("task", ["train", "eval"])
 def test_metric_yaml_composes_and_builds(name, task):
     """metrics=[<name>] puts one entry under metrics that builds a metric with problem()."""
-    from ganrun.metrics.evaluate import build_metrics
+    from ganrun.evaluation.image_evaluator import build_metrics
 
     cfg = compose_cfg(f"metrics=[{name}]", task=task, smoke=task == "train")
     built = build_metrics(cfg.metrics)

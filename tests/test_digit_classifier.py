@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import REPO, SHARED_DATA, needs_mnist
 
-from ganrun.artifacts import atomic_write
+from ganrun.atomic_io import atomic_write
 from ganrun.data.mnist import MNIST
 from ganrun.errors import GanrunError
-from ganrun.metrics.digit_classifier import (
+from ganrun.evaluation.features.digit_classifier import (
     DigitClassifier,
     checkpoint_bytes,
     default_classifier_path,

@@ -23,11 +23,11 @@ from omegaconf import OmegaConf
 
 from ganrun.build import build_data, build_discriminator, build_generator, build_loss, build_state
 from ganrun.data.base import check_batch_size
-from ganrun.distributed import Ranks, check, launch_devices, rank_batches, wrap_models
 from ganrun.errors import GanrunError
-from ganrun.loop import d_step, g_step
-from ganrun.state import unwrap
-from ganrun.train import train
+from ganrun.training.distributed import Ranks, check, launch_devices, rank_batches, wrap_models
+from ganrun.training.loop import d_step, g_step
+from ganrun.training.state import unwrap
+from ganrun.training.train import train
 
 # ------------------------------------------------------------------ data shards (no processes)
 

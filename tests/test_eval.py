@@ -22,9 +22,9 @@ from test_cli import launch as launch_ganrun
 
 from ganrun.data.digits import Digits
 from ganrun.errors import GanrunError
-from ganrun.eval import evaluate
-from ganrun.sample import sample
-from ganrun.train import train
+from ganrun.evaluation.command import evaluate
+from ganrun.sampling.command import sample
+from ganrun.training.train import train
 
 N = 200  # > 128 feature dims, so FID's covariances have full rank
 

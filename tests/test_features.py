@@ -11,8 +11,8 @@ from conftest import CONF, compose_cfg, write_digit_classifier
 from hydra.utils import get_class
 
 from ganrun.errors import GanrunError
-from ganrun.metrics.digit_classifier import load_digit_classifier
-from ganrun.metrics.features import (
+from ganrun.evaluation.features.digit_classifier import load_digit_classifier
+from ganrun.evaluation.features.extractor import (
     DigitFeatures,
     FeatureExtractor,
     extract,
@@ -20,8 +20,8 @@ from ganrun.metrics.features import (
     joint_logits,
 )
 
-DIGITS = "ganrun.metrics.features.DigitFeatures"
-INCEPTION = "ganrun.metrics.inception.InceptionFeatures"
+DIGITS = "ganrun.evaluation.features.extractor.DigitFeatures"
+INCEPTION = "ganrun.evaluation.features.inception.InceptionFeatures"
 # the extractor each dataset YAML names (None: 2-D points, no image features)
 DEFAULT_EXTRACTOR = {
     "digits": DIGITS,
@@ -150,7 +150,7 @@ def test_extractor_yamls_name_importable_classes():
 
 
 def test_digit_extractor_builds_from_its_yaml(digit_cache):
-    from ganrun.metrics.evaluate import build_extractor
+    from ganrun.evaluation.image_evaluator import build_extractor
 
     cfg = compose_cfg("metrics/features=digit_classifier")
     extractor = build_extractor(cfg.metrics.features, torch.device("cpu"))

@@ -8,7 +8,7 @@ import torch
 from pytorch_fid.fid_score import calculate_frechet_distance  # scipy.linalg.sqrtm reference
 
 from ganrun.errors import GanrunError
-from ganrun.metrics.frechet import feature_stats, frechet_distance
+from ganrun.evaluation.metrics.frechet import feature_stats, frechet_distance
 
 
 def correlated_features(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:

@@ -17,10 +17,8 @@ import torch
 from PIL import Image
 from pytorch_fid.fid_score import calculate_fid_given_paths
 
-from ganrun.artifacts import to_uint8
 from ganrun.errors import GanrunError
-from ganrun.metrics.frechet import feature_stats, frechet_distance
-from ganrun.metrics.inception import (
+from ganrun.evaluation.features.inception import (
     FID_WEIGHTS_NAME,
     FID_WEIGHTS_URL,
     FIDInceptionV3,
@@ -29,6 +27,8 @@ from ganrun.metrics.inception import (
     load_fid_inception,
     random_fid_state_dict,
 )
+from ganrun.evaluation.metrics.frechet import feature_stats, frechet_distance
+from ganrun.sampling.images import to_uint8
 
 TOLERANCE = 1e-4  # max abs difference of pool features (values ~0.1-1)
 

@@ -12,9 +12,9 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import calculate_precision_recall_full
 
 from ganrun.errors import GanrunError
-from ganrun.metrics.inception_score import inception_score
-from ganrun.metrics.kid import kernel_inception_distance, mmd2_unbiased
-from ganrun.metrics.precision_recall import precision_recall
+from ganrun.evaluation.metrics.inception_score import inception_score
+from ganrun.evaluation.metrics.kid import kernel_inception_distance, mmd2_unbiased
+from ganrun.evaluation.metrics.precision_recall import precision_recall
 
 
 def features(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ganrun.loop import due, optimizer_step
+from ganrun.training.loop import due, optimizer_step
 
 
 def test_optimizer_step_uses_only_this_losss_gradient():
@@ -36,7 +36,7 @@ def test_optimizer_step_clips_the_global_gradient_norm():
 
 def test_instance_noise_anneals_linearly_to_zero():
     """std 0.4 over 10 steps: 0.4 at step 0, 0.2 at step 5, 0 from step 10; off when 0."""
-    from ganrun.loop import LoopConfig
+    from ganrun.training.loop import LoopConfig
 
     base = dict(max_steps=20, batch_size=2, n_critic=1, ema_decay=0.9, log_every=1)
     cfg = LoopConfig(
@@ -48,7 +48,7 @@ def test_instance_noise_anneals_linearly_to_zero():
 
 def test_instance_noise_perturbs_every_input_to_d():
     """with_instance_noise(D, 0.5) feeds D x + N(0, 0.25): the residual's std is about 0.5."""
-    from ganrun.augment import with_instance_noise
+    from ganrun.training.instance_noise import with_instance_noise
 
     torch.manual_seed(0)
     seen = []

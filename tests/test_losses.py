@@ -14,7 +14,7 @@ from conftest import compose_cfg
 from torch import nn
 
 from ganrun.build import build_loss
-from ganrun.cli import CONF
+from ganrun.config import CONF
 from ganrun.losses.base import AdversarialLoss
 from ganrun.losses.hinge import HingeLoss
 from ganrun.losses.lsgan import LeastSquaresLoss

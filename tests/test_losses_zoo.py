@@ -17,7 +17,6 @@ from rich.console import Console
 from torch import nn
 
 from ganrun.build import build_data, build_loss, build_state
-from ganrun.loop import d_step
 from ganrun.losses.base import AdversarialLoss
 from ganrun.losses.hinge import HingeLoss
 from ganrun.losses.ns import NonSaturatingLoss
@@ -32,7 +31,8 @@ from ganrun.losses.penalties import (
 from ganrun.losses.relativistic import RelativisticAverageLoss, RelativisticStandardLoss
 from ganrun.losses.wgan import WassersteinLoss
 from ganrun.losses.wgan_clip import ClippedWassersteinLoss
-from ganrun.train import autocast_factory, train
+from ganrun.training.loop import d_step
+from ganrun.training.train import autocast_factory, train
 
 REAL = [2.0, -1.0, 0.5]  # D's logits on a real batch (mean 0.5)
 FAKE = [-0.5, 1.5, 0.0]  # D's logits on a generated batch (mean 1/3)

@@ -13,8 +13,8 @@ from conftest import compose_cfg
 from rich.console import Console
 
 from ganrun.data.toy import Grid, Ring
-from ganrun.metrics import mode_metrics
-from ganrun.train import train
+from ganrun.evaluation.metrics import mode_metrics
+from ganrun.training.train import train
 
 EVAL_KEYS = ("eval/modes", "eval/hq_pct", "eval/reverse_kl")
 EVAL_ON = ("dataset=ring8", "model=mlp", "trainer.eval_every=2", "trainer.eval_samples=200")

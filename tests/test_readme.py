@@ -10,9 +10,9 @@ from conftest import REPO
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from ganrun.cli import CONF, _real_dataset
+from ganrun.cli.main import CONF, _real_dataset
+from ganrun.cli.preflight import preflight
 from ganrun.config import register
-from ganrun.preflight import preflight
 
 
 def readme_commands() -> list[str]:

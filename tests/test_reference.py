@@ -12,9 +12,9 @@ from PIL import Image
 
 from ganrun.data.base import subset_indices
 from ganrun.data.digits import Digits
-from ganrun.metrics.features import DigitFeatures
-from ganrun.metrics.imagesets import DatasetImages, FolderImages
-from ganrun.metrics.reference import reference_path, reference_stats
+from ganrun.evaluation.features.extractor import DigitFeatures
+from ganrun.evaluation.imagesets import DatasetImages, FolderImages
+from ganrun.evaluation.reference import reference_path, reference_stats
 
 
 class Counting:

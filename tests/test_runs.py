@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ganrun.cli import CONF
+from ganrun.cli.preflight import preflight
+from ganrun.config import CONF
 from ganrun.errors import GanrunError
-from ganrun.jobs import JOB_FILE, JobRecord, read_record, recorded, write_record
-from ganrun.objective import Objective, check_evaluated, objective_value
-from ganrun.preflight import preflight
-from ganrun.runs import collect_runs, csv_text, markdown_text, render
+from ganrun.tracking.jobs import JOB_FILE, JobRecord, read_record, recorded, write_record
+from ganrun.tracking.objective import Objective, check_evaluated, objective_value
+from ganrun.tracking.runs_table import collect_runs, csv_text, markdown_text, render
 
 ROWS = [
     {"step": 1, "loss/d": 1.5, "loss/g": 0.7},

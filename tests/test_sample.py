@@ -1,4 +1,4 @@
-"""ganrun.sample.sample: grids, npz arrays, seeds, EMA vs raw G, checkpoints on their own."""
+"""ganrun.sampling.command.sample: grids, npz arrays, seeds, EMA vs raw G, checkpoints on their own."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 from rich.console import Console
 
-from ganrun.artifacts import to_uint8
 from ganrun.build import build_generator
-from ganrun.sample import sample
-from ganrun.train import train
+from ganrun.sampling.command import sample
+from ganrun.sampling.images import to_uint8
+from ganrun.training.train import train
 
 
 def quiet() -> Console:

@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 from test_train import TENSOR_KEYS, assert_bit_equal, load, metrics, resume, run
 from torch import nn
 
-from ganrun.amp import loss_scale
 from ganrun.build import build_generator, build_loss, build_state, check_trainer
 from ganrun.data.base import InMemoryImages, batch_indices
 from ganrun.errors import GanrunError
@@ -24,7 +23,8 @@ from ganrun.losses.penalties import (
     R1Penalty,
     input_gradient,
 )
-from ganrun.perf import (
+from ganrun.training.amp import loss_scale
+from ganrun.training.perf import (
     BackendFlags,
     channels_last,
     eager,

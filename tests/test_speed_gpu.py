@@ -20,10 +20,10 @@ from test_train import load, metrics, run
 
 from ganrun.build import build_generator, build_loss, build_state
 from ganrun.data.base import InMemoryImages
-from ganrun.loop import LoopConfig, fit
-from ganrun.perf import BackendFlags, accelerate, channels_last
-from ganrun.tracking import Tracker
-from ganrun.train import autocast_factory
+from ganrun.tracking.tracker import Tracker
+from ganrun.training.loop import LoopConfig, fit
+from ganrun.training.perf import BackendFlags, accelerate, channels_last
+from ganrun.training.train import autocast_factory
 
 pytestmark = [
     pytest.mark.gpu,

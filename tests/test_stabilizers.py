@@ -6,12 +6,13 @@ import pytest
 import torch
 from test_config import options, train_one_step
 
-from ganrun.augment import AugmentedDiscriminator, DiffAugment, color, cutout, translation
+from ganrun.augment.diffaugment import DiffAugment, color, cutout, translation
+from ganrun.augment.discriminator import AugmentedDiscriminator
 from ganrun.build import build_state
 from ganrun.errors import GanrunError
-from ganrun.generation import generate
-from ganrun.state import unwrap
-from ganrun.train import train
+from ganrun.sampling.generate import generate
+from ganrun.training.state import unwrap
+from ganrun.training.train import train
 
 
 def top_singular_value(weight: torch.Tensor) -> float:

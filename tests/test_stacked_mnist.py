@@ -14,8 +14,11 @@ from ganrun.data.base import batch_indices, resize_uint8
 from ganrun.data.mnist import MNIST
 from ganrun.data.stacked_mnist import StackedMNIST, mode_coverage, triples_to_modes
 from ganrun.errors import GanrunError
-from ganrun.metrics.digit_classifier import default_classifier_path, load_digit_classifier
-from ganrun.metrics.modes import mode_metrics, reverse_kl_uniform
+from ganrun.evaluation.features.digit_classifier import (
+    default_classifier_path,
+    load_digit_classifier,
+)
+from ganrun.evaluation.metrics.modes import mode_metrics, reverse_kl_uniform
 
 SIZE = 2000
 

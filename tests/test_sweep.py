@@ -17,9 +17,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from test_cli import assert_clean_error, collect, launch
 
-from ganrun.cli import CONF
-from ganrun.config import register
-from ganrun.runs import collect_runs, csv_text
+from ganrun.config import CONF, register
+from ganrun.tracking.runs_table import collect_runs, csv_text
 
 SMOKE = "debug=smoke"
 SWEEPS = {"fail": 3, "grid": 4, "joblib": 2, "optuna": 3}  # sweep folder -> jobs, sorted by name

@@ -12,9 +12,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from ganrun.cli import CONF
-from ganrun.config import register
-from ganrun.tracking import (
+from ganrun.config import CONF, register
+from ganrun.tracking.tracker import (
     RunLabels,
     Tracker,
     format_eta,

@@ -1,4 +1,4 @@
-"""ganrun.train.train in process: the run folder, checkpoints, exact resume, refusals."""
+"""ganrun.training.train.train in process: the run folder, checkpoints, exact resume, refusals."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from rich.console import Console
 import ganrun
 from ganrun.build import build_data, build_loss, build_state
 from ganrun.errors import GanrunError
-from ganrun.loop import LoopConfig, fit
-from ganrun.tracking import Tracker
-from ganrun.train import autocast_factory, train
+from ganrun.tracking.tracker import Tracker
+from ganrun.training.loop import LoopConfig, fit
+from ganrun.training.train import autocast_factory, train
 
 TENSOR_KEYS = ("G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d", "rng")
 

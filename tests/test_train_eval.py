@@ -12,7 +12,7 @@ from conftest import compose_cfg, write_digit_classifier
 from rich.console import Console
 
 from ganrun.errors import GanrunError
-from ganrun.train import train
+from ganrun.training.train import train
 
 EVAL_ON = ("trainer.eval_every=2", "trainer.eval_samples=200")  # 200 > 128 feature dims
 TENSOR_KEYS = ("G", "D", "G_ema", "opt_g", "opt_d", "rng")

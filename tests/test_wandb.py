@@ -27,12 +27,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from rich.console import Console
 
-from ganrun.cli import CONF
-from ganrun.config import register
+from ganrun.config import CONF, register
 from ganrun.errors import GanrunError
 from ganrun.losses.ns import NonSaturatingLoss
-from ganrun.tracking import RunLabels
-from ganrun.train import train
+from ganrun.tracking.tracker import RunLabels
+from ganrun.training.train import train
 
 wandb_pb = pytest.importorskip("wandb.proto.wandb_internal_pb2")
 
@@ -387,7 +386,7 @@ def test_online_without_login_is_a_clear_error(tmp_path):
 
 def test_importing_ganrun_does_not_import_wandb():
     """wandb loads only when logger=wandb makes a backend."""
-    code = "import sys, ganrun.cli, ganrun.train, ganrun.build; print('wandb' in sys.modules)"
+    code = "import sys, ganrun.cli.main, ganrun.training.train, ganrun.build; print('wandb' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "False", out.stderr

@@ -1,3 +1,3 @@
-from ganrun.cli import main
+from ganrun.cli.main import main
 
 main()

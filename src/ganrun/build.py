@@ -16,15 +16,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from ganrun.augment import AugmentedDiscriminator
-from ganrun.ema import ema_copy
+from ganrun.augment.discriminator import AugmentedDiscriminator
 from ganrun.errors import GanrunError
 from ganrun.losses.base import AdversarialLoss
 from ganrun.models.layers import spectral_norm_all
 from ganrun.models.vbn import VirtualBatchNormGenerator
-from ganrun.perf import check_perf_keys, optimizer_kwargs
-from ganrun.state import TrainState
-from ganrun.tracking import Backend, run_labels
+from ganrun.tracking.tracker import Backend, run_labels
+from ganrun.training.ema import ema_copy
+from ganrun.training.perf import check_perf_keys, optimizer_kwargs
+from ganrun.training.state import TrainState
 
 
 def make(node: DictConfig, key: str, **runtime: Any) -> Any:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+
+CONF = (
+    Path(__file__).parent / "conf"
+)  # the packaged YAML groups (conf/ at the repo root links here)
 
 
 class Device(str, Enum):

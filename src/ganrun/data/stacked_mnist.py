@@ -35,8 +35,8 @@ from ganrun.data.base import (
 from ganrun.data.files import check_split, missing_files_error
 from ganrun.data.mnist import MNIST
 from ganrun.errors import GanrunError
-from ganrun.metrics.digit_classifier import DigitClassifier, load_digit_classifier
-from ganrun.metrics.modes import reverse_kl_uniform
+from ganrun.evaluation.features.digit_classifier import DigitClassifier, load_digit_classifier
+from ganrun.evaluation.metrics.modes import reverse_kl_uniform
 
 N_MODES = 1000
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ganrun.data.base import Batch, mixed_seed, to_device
-from ganrun.metrics.modes import mode_metrics
+from ganrun.evaluation.metrics.modes import mode_metrics
 
 
 class GaussianMixture2D:

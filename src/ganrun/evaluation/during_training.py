@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ganrun.state import TrainState
+from ganrun.training.state import TrainState
 
 if TYPE_CHECKING:  # the metrics stack (scipy, ...) is imported only when a run evaluates
-    from ganrun.metrics.evaluate import ImageEvaluator
+    from ganrun.evaluation.image_evaluator import ImageEvaluator
 
 BEST_METRIC = "fid"  # lower is better; best.pt follows it
 
@@ -35,8 +35,8 @@ def image_evaluator(cfg: DictConfig, data: Any, device: torch.device) -> ImageEv
     node = cfg.get("metrics")
     if cfg.trainer.get("eval_every", 0) <= 0 or node is None or len(data.shape) != 3:
         return None
-    from ganrun.metrics.evaluate import ImageEvaluator, build_extractor, build_metrics
-    from ganrun.metrics.imagesets import DatasetImages
+    from ganrun.evaluation.image_evaluator import ImageEvaluator, build_extractor, build_metrics
+    from ganrun.evaluation.imagesets import DatasetImages
 
     metrics = build_metrics(node)
     if not metrics or node.get("features") is None:

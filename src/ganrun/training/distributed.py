@@ -41,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ganrun.data.base import Batch, mixed_seed
 from ganrun.errors import GanrunError
-from ganrun.tracking import log
+from ganrun.tracking.tracker import log
 
 WAIT = timedelta(hours=1)  # the longest a rank waits for the others in one collective
 

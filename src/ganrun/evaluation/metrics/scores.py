@@ -20,11 +20,11 @@ from typing import Protocol
 
 from torch import Tensor
 
-from ganrun.metrics.frechet import feature_stats, frechet_distance
-from ganrun.metrics.inception_score import inception_score
-from ganrun.metrics.kid import kernel_inception_distance
-from ganrun.metrics.precision_recall import precision_recall
-from ganrun.metrics.reference import Reference
+from ganrun.evaluation.metrics.frechet import feature_stats, frechet_distance
+from ganrun.evaluation.metrics.inception_score import inception_score
+from ganrun.evaluation.metrics.kid import kernel_inception_distance
+from ganrun.evaluation.metrics.precision_recall import precision_recall
+from ganrun.evaluation.reference import Reference
 
 
 class Metric(Protocol):

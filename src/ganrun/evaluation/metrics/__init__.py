@@ -1,5 +1,5 @@
 """Sample-quality metrics computed from generated samples."""
 
-from ganrun.metrics.modes import mode_metrics
+from ganrun.evaluation.metrics.modes import mode_metrics
 
 __all__ = ["mode_metrics"]

@@ -7,7 +7,7 @@ augmented-looking images. Useful when the dataset is small (digits: 1,797 images
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -88,23 +88,3 @@ class DiffAugment(nn.Module):
         for op in self.ops:
             x = op(x)
         return x
-
-
-class AugmentedDiscriminator(nn.Module):
-    """D(augment(x)). The wrapped D is `.module`, so checkpoints store the plain D."""
-
-    def __init__(self, module: nn.Module, augment: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-        self.augment = augment
-
-    def forward(self, x: Tensor, *args, **kwargs) -> Tensor:
-        return self.module(self.augment(x), *args, **kwargs)
-
-
-def with_instance_noise(D: Callable[..., Tensor], std: float) -> Callable[..., Tensor]:
-    """D(x + N(0, std^2)) on every input, or D itself when std is 0 (instance noise:
-    Sonderby et al. 2016, Arjovsky & Bottou 2017; the loop anneals std to 0)."""
-    if std <= 0:
-        return D
-    return lambda x, *args, **kwargs: D(x + std * torch.randn_like(x), *args, **kwargs)

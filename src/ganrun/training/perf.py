@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganrun.errors import GanrunError
-from ganrun.state import TrainState
+from ganrun.training.state import TrainState
 
 log = logging.getLogger("ganrun")
 

@@ -34,7 +34,7 @@ class JobRecord:
 
 
 def write_record(run_dir: Path, record: JobRecord) -> None:
-    from ganrun.artifacts import atomic_write  # imports torch: only when a job ends
+    from ganrun.atomic_io import atomic_write  # imports numpy: only when a job ends
 
     atomic_write(run_dir / JOB_FILE, (json.dumps(asdict(record), indent=2) + "\n").encode())
 

@@ -24,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from ganrun.artifacts import atomic_write, to_uint8
+from ganrun.atomic_io import atomic_write
 from ganrun.build import make, resolve_device
+from ganrun.config import CONF
 from ganrun.errors import GanrunError
-from ganrun.generation import class_labels, generate
-from ganrun.metrics.evaluate import (
+from ganrun.evaluation.image_evaluator import (
     EvalResult,
     ImageEvaluator,
     build_extractor,
@@ -36,11 +36,12 @@ from ganrun.metrics.evaluate import (
     check_shapes,
     generated_images,
 )
-from ganrun.metrics.imagesets import DatasetImages, ImageSet, open_image_set
-from ganrun.sample import load_generator
-from ganrun.state import load_checkpoint, resolve_checkpoint
+from ganrun.evaluation.imagesets import DatasetImages, ImageSet, open_image_set
+from ganrun.sampling.command import load_generator
+from ganrun.sampling.generate import class_labels, generate
+from ganrun.sampling.images import to_uint8
+from ganrun.training.state import load_checkpoint, resolve_checkpoint
 
-CONF = Path(__file__).parent / "conf"
 FOLDER_FEATURES = CONF / "metrics" / "features" / "inception.yaml"  # pytorch-fid's choice
 
 

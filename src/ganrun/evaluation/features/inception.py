@@ -9,7 +9,7 @@ of torchvision's Inception3, so the file's state dict loads with strict=True.
 
 Input handling is pytorch-fid's on PNG files: uint8 -> /255 -> bilinear resize to 299x299
 (align_corners=False, no antialias) -> 2x - 1. Float images in [-1, 1] are first quantised to
-uint8 as saving them as PNG would (ganrun.artifacts.to_uint8), so features of in-memory samples
+uint8 as saving them as PNG would (ganrun.sampling.images.to_uint8), so features of in-memory samples
 equal those of the same samples written to disk.
 
 Speed (the network runs once per evaluated image): BatchNorm is folded into the preceding
@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganrun.artifacts import to_uint8
 from ganrun.errors import GanrunError, first_line
-from ganrun.metrics.digit_classifier import cache_dir
+from ganrun.evaluation.features.digit_classifier import cache_dir
+from ganrun.sampling.images import to_uint8
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = (

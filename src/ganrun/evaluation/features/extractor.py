@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ganrun.data.base import from_uint8
-from ganrun.metrics.digit_classifier import (
+from ganrun.evaluation.features.digit_classifier import (
     FEATURES,
     NUM_CLASSES,
     default_classifier_path,

@@ -1,15 +1,13 @@
-"""Files a run or `ganrun sample` writes: image grids, 2-D scatter plots, npz arrays.
+"""Pictures a run or `ganrun sample` writes: image grids and 2-D scatter plots.
 
-Every writer is deterministic (same tensors, same bytes) and atomic (temp file + rename),
-so a crash never leaves a half-written file and two samplings with one seed compare equal.
+Every writer is deterministic (same tensors, same bytes) and atomic (ganrun.atomic_io), so a
+crash never leaves a half-written file and two samplings with one seed compare equal.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 from torchvision.utils import make_grid
 
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write bytes to path via a temp file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from ganrun.atomic_io import atomic_write
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -68,16 +56,3 @@ def save_scatter(points: torch.Tensor, path: str | Path, size: int = 512) -> Non
 def save_samples(samples: torch.Tensor, path: str | Path) -> None:
     """Images become a grid, 2-D points a scatter plot."""
     (save_grid if samples.dim() == 4 else save_scatter)(samples, path)
-
-
-def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
-    """np.savez with fixed zip timestamps, so equal arrays give equal bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, array in arrays.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            zf.writestr(
-                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue()
-            )
-    atomic_write(path, buf.getvalue())

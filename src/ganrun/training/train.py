@@ -14,8 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from ganrun import distributed
-from ganrun.artifacts import save_samples, to_uint8
 from ganrun.build import (
     build_backend,
     build_data,
@@ -26,12 +24,15 @@ from ganrun.build import (
 )
 from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
-from ganrun.evaluator import image_evaluator, keep_best
-from ganrun.generation import class_labels, generate
-from ganrun.loop import LoopConfig, fit
-from ganrun.perf import accelerate, restore_backend_flags, set_backend_flags
-from ganrun.resume import resumed_config
-from ganrun.state import (
+from ganrun.evaluation.during_training import image_evaluator, keep_best
+from ganrun.sampling.generate import class_labels, generate
+from ganrun.sampling.images import save_samples, to_uint8
+from ganrun.tracking.tracker import Tracker, log, setup_logging, teardown_logging, truncate_metrics
+from ganrun.training import distributed
+from ganrun.training.loop import LoopConfig, fit
+from ganrun.training.perf import accelerate, restore_backend_flags, set_backend_flags
+from ganrun.training.resume import resumed_config
+from ganrun.training.state import (
     TrainState,
     checkpoint_payload,
     isolated_rng,
@@ -41,11 +42,10 @@ from ganrun.state import (
     save_checkpoint,
     set_rng_state,
 )
-from ganrun.tracking import Tracker, log, setup_logging, teardown_logging, truncate_metrics
 
 IMAGE_METRICS = ("eval/fid", "eval/kid", "eval/is", "eval/precision", "eval/recall")
 if TYPE_CHECKING:  # the metrics stack is imported only by runs that evaluate images
-    from ganrun.metrics.evaluate import ImageEvaluator
+    from ganrun.evaluation.image_evaluator import ImageEvaluator
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -162,7 +162,7 @@ def train(
     """Train the GAN `cfg` describes into `run_dir`; returns the last logged metrics.
 
     In an initialised process group (torchrun: the CLI opens it) every rank trains its share
-    with DDP and only rank 0 writes; see ganrun.distributed.
+    with DDP and only rank 0 writes; see ganrun.training.distributed.
     """
     start = time.perf_counter()
     ranks = distributed.context()

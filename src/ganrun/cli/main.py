@@ -14,11 +14,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 
-from ganrun.config import register
+from ganrun.cli.preflight import preflight
+from ganrun.config import CONF, register
 from ganrun.errors import GanrunError
-from ganrun.preflight import preflight
-
-CONF = Path(__file__).parent / "conf"
 
 
 def _train(cfg: DictConfig) -> dict | float:
@@ -26,11 +24,11 @@ def _train(cfg: DictConfig) -> dict | float:
     last logged metrics. job.json in the run folder records how the job ended."""
     import torch
 
-    from ganrun.distributed import context
-    from ganrun.jobs import recorded
-    from ganrun.objective import Objective, check_evaluated, objective_value
-    from ganrun.runs import read_metrics
-    from ganrun.train import train
+    from ganrun.tracking.jobs import recorded
+    from ganrun.tracking.objective import Objective, check_evaluated, objective_value
+    from ganrun.tracking.runs_table import read_metrics
+    from ganrun.training.distributed import context
+    from ganrun.training.train import train
 
     hc = HydraConfig.get()
     run_dir, overrides = Path(hc.runtime.output_dir), list(hc.overrides.task)
@@ -50,19 +48,19 @@ def _train(cfg: DictConfig) -> dict | float:
 
 
 def _sample(cfg: DictConfig) -> str:
-    from ganrun.sample import sample
+    from ganrun.sampling.command import sample
 
     return str(sample(cfg))
 
 
 def _eval(cfg: DictConfig) -> dict:
-    from ganrun.eval import evaluate
+    from ganrun.evaluation.command import evaluate
 
     return evaluate(cfg)
 
 
 def _runs(argv: list[str]) -> None:
-    from ganrun.runs import main as runs_main
+    from ganrun.tracking.runs_table import main as runs_main
 
     runs_main(argv)
 
@@ -170,7 +168,7 @@ def _resume_run_dir(args: list[str]) -> list[str]:
     values = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
     if not values or any(a.startswith("hydra.run.dir=") for a in args) or "-m" in args:
         return args
-    from ganrun.state import run_folder_of  # imports torch: only when resuming
+    from ganrun.training.state import run_folder_of  # imports torch: only when resuming
 
     target = Path(values[-1])
     ckpt = target / "checkpoints" / "last.pt" if target.is_dir() else target
@@ -243,7 +241,7 @@ def _run_hydra(task: str, args: list[str]) -> None:
 def _train_processes(cfg: DictConfig | None, args: list[str]) -> None:
     """One process, or DDP: `trainer.devices=N` relaunches this command as N torchrun workers;
     under torchrun all ranks share one process group and rank 0's run folder."""
-    from ganrun import distributed  # imports torch: not for --help or a config mistake
+    from ganrun.training import distributed  # imports torch: not for --help or a config mistake
 
     devices = _or_exit(distributed.launch_devices, cfg, args)
     if devices:  # this process only launches the workers and waits for them

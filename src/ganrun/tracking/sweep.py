@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from rich.console import Console
 
-from ganrun.runs import collect_runs, failed, render, write_summary
+from ganrun.tracking.runs_table import collect_runs, failed, render, write_summary
 
 log = logging.getLogger("ganrun")
 

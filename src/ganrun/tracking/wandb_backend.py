@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ganrun.artifacts import atomic_write
+from ganrun.atomic_io import atomic_write
 from ganrun.errors import GanrunError
-from ganrun.tracking import RunLabels, log
+from ganrun.tracking.tracker import RunLabels, log
 
 STATE_FILE = "wandb_run.json"
 MODES = ("online", "offline", "disabled")

@@ -18,14 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganrun.artifacts import to_uint8
 from ganrun.build import make
 from ganrun.errors import GanrunError
-from ganrun.generation import generate
-from ganrun.metrics.features import FeatureExtractor, extract
-from ganrun.metrics.imagesets import ImageSet, describe
-from ganrun.metrics.reference import reference_stats
-from ganrun.metrics.scores import Metric
+from ganrun.evaluation.features.extractor import FeatureExtractor, extract
+from ganrun.evaluation.imagesets import ImageSet, describe
+from ganrun.evaluation.metrics.scores import Metric
+from ganrun.evaluation.reference import reference_stats
+from ganrun.sampling.generate import generate
+from ganrun.sampling.images import to_uint8
 
 FEATURES_KEY = "features"  # metrics.features is the extractor; every other entry a metric
 

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganrun.artifacts import atomic_write
-from ganrun.metrics.digit_classifier import cache_dir
-from ganrun.metrics.features import FeatureExtractor, extract, extractor_identity
-from ganrun.metrics.frechet import feature_stats
-from ganrun.metrics.imagesets import ImageSet
+from ganrun.atomic_io import atomic_write
+from ganrun.evaluation.features.digit_classifier import cache_dir
+from ganrun.evaluation.features.extractor import FeatureExtractor, extract, extractor_identity
+from ganrun.evaluation.imagesets import ImageSet
+from ganrun.evaluation.metrics.frechet import feature_stats
 
 log = logging.getLogger("ganrun")
 

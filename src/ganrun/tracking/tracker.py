@@ -27,7 +27,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ganrun.artifacts import atomic_write
+from ganrun.atomic_io import atomic_write
 
 log = logging.getLogger("ganrun")
 

@@ -9,11 +9,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from ganrun.artifacts import save_grid, save_scatter, to_uint8, write_npz
+from ganrun.atomic_io import write_npz
 from ganrun.build import build_generator, resolve_device
 from ganrun.errors import GanrunError
-from ganrun.generation import class_labels, generate
-from ganrun.state import load_checkpoint, resolve_checkpoint, run_folder_of
+from ganrun.sampling.generate import class_labels, generate
+from ganrun.sampling.images import save_grid, save_scatter, to_uint8
+from ganrun.training.state import load_checkpoint, resolve_checkpoint, run_folder_of
 
 
 def load_generator(ckpt: dict, ema: bool, device: torch.device) -> torch.nn.Module:

@@ -21,16 +21,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ganrun.amp import loss_scale
-from ganrun.artifacts import save_samples
-from ganrun.augment import with_instance_noise
-from ganrun.distributed import local_module, mean_over_ranks
-from ganrun.ema import update_ema
-from ganrun.generation import conditioned
 from ganrun.losses.base import AdversarialLoss, Logs
-from ganrun.perf import eager
-from ganrun.state import TrainState
-from ganrun.tracking import Tracker
+from ganrun.sampling.generate import conditioned
+from ganrun.sampling.images import save_samples
+from ganrun.tracking.tracker import Tracker
+from ganrun.training.amp import loss_scale
+from ganrun.training.distributed import local_module, mean_over_ranks
+from ganrun.training.ema import update_ema
+from ganrun.training.instance_noise import with_instance_noise
+from ganrun.training.perf import eager
+from ganrun.training.state import TrainState
 
 
 @dataclass
@@ -109,7 +109,7 @@ def d_step(
 
     With class labels (conditional models) the fakes are drawn for the real batch's labels
     and D judges both under them, penalties included. Penalties differentiate the eager D
-    (double backward) with the fp16 loss scale (see ganrun.amp).
+    (double backward) with the fp16 loss scale (see ganrun.training.amp).
     """
     G, D = conditioned(state.G, labels), with_instance_noise(conditioned(state.D, labels), noise)
     penalty_D = with_instance_noise(conditioned(eager(state.D), labels), noise)

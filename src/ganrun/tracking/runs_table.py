@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ganrun.errors import GanrunError
-from ganrun.jobs import JOB_FILE, read_record
-from ganrun.objective import BETTER
+from ganrun.tracking.jobs import JOB_FILE, read_record
+from ganrun.tracking.objective import BETTER
 
 METRICS_FILE = "metrics.jsonl"
 FINAL_KEYS = ("loss/d", "loss/g")  # shown as the value at the last logged step
@@ -194,7 +194,7 @@ def markdown_text(runs: list[RunRow], title: str) -> str:
 
 def write_summary(runs: list[RunRow], folder: Path, title: str) -> list[Path]:
     """summary.csv and summary.md in `folder` (written atomically); returns their paths."""
-    from ganrun.artifacts import atomic_write  # imports torch: only when writing
+    from ganrun.atomic_io import atomic_write  # imports numpy: only when writing
 
     paths = [folder / name for name in SUMMARY_FILES]
     atomic_write(paths[0], csv_text(runs).encode())
