@@ -22,8 +22,10 @@ from ganrun.losses.base import AdversarialLoss
 from ganrun.models.layers import spectral_norm_all
 from ganrun.models.vbn import VirtualBatchNormGenerator
 from ganrun.tracking.tracker import Backend, run_labels
-from ganrun.training.ema import ema_copy
+from ganrun.training.ema import EmaRate
+from ganrun.training.methods.base import Method, RunSpec
 from ganrun.training.perf import check_perf_keys, optimizer_kwargs
+from ganrun.training.schedules import Schedules
 from ganrun.training.state import TrainState
 
 
@@ -67,9 +69,9 @@ def check_trainer(trainer: DictConfig, device: torch.device) -> None:
             "trainer.precision=fp16 needs a CUDA device (fp16 autocast with a grad scaler); "
             f"this run is on {device.type}. Use trainer.precision=bf16 or fp32 on CPU."
         )
-    for key in ("max_steps", "batch_size", "n_critic", "n_samples"):
-        if trainer[key] < (0 if key == "max_steps" else 1):
-            raise GanrunError(f"trainer.{key}={trainer[key]} must be positive.")
+    for key in ("max_steps", "batch_size", "n_critic", "n_samples", "accumulate"):
+        if trainer.get(key, 1) < (0 if key == "max_steps" else 1):
+            raise GanrunError(f"trainer.{key}={trainer.get(key, 1)} must be positive.")
     for key in ("log_every", "sample_every", "ckpt_every"):
         if trainer[key] < 0:
             raise GanrunError(f"trainer.{key}={trainer[key]} must be >= 0 (0: only at the end).")
@@ -84,8 +86,7 @@ def check_trainer(trainer: DictConfig, device: torch.device) -> None:
         )
     if trainer.grad_clip < 0:
         raise GanrunError(f"trainer.grad_clip={trainer.grad_clip} must be >= 0 (0: no clipping).")
-    if not 0.0 <= trainer.ema_decay < 1.0:
-        raise GanrunError(f"trainer.ema_decay={trainer.ema_decay} must be in [0, 1).")
+    EmaRate(trainer.ema_decay, trainer.get("ema_kimg", 0.0), trainer.get("ema_rampup"))
     check_perf_keys(trainer)
 
 
@@ -157,31 +158,45 @@ def build_loss(cfg: DictConfig) -> AdversarialLoss:
     return make(cfg.loss, "loss")
 
 
+def build_optimizer(
+    cfg: DictConfig, key: str, net: torch.nn.Module, device: torch.device
+) -> torch.optim.Optimizer:
+    """optimizer.<key> on net's parameters (fused on CUDA, see optimizer_kwargs)."""
+    factory = make(cfg.optimizer[key], f"optimizer.{key}")
+    fused = cfg.trainer.get("fused_optimizer", True)
+    return factory(net.parameters(), **optimizer_kwargs(factory, device, fused))
+
+
+def build_method(
+    cfg: DictConfig,
+    data_shape: tuple[int, ...],
+    device: torch.device,
+    num_classes: int | None = None,
+    world_size: int = 1,
+) -> Method:
+    """The `method` node (a `_partial_` class) called with the run's facts."""
+    factory = make(cfg.method, "method")
+    return factory(RunSpec(cfg, tuple(data_shape), num_classes, device, world_size))
+
+
 def build_state(
     cfg: DictConfig,
     data_shape: tuple[int, ...],
     device: torch.device,
     num_classes: int | None = None,
+    method: Method | None = None,
 ) -> TrainState:
-    """Models (seeded), EMA copy, optimizers (fused on CUDA, see optimizer_kwargs) and grad
-    scalers, on `device`."""
+    """The method's players, built from `seed` on `device`; the method (built here when not
+    given) is the state's "method" component."""
+    method = method or build_method(cfg, data_shape, device, num_classes)
     torch.manual_seed(cfg.seed)
-    G = build_generator(cfg.model, data_shape, cfg.get("conditioning"), num_classes).to(device)
-    D = build_discriminator(cfg, data_shape, num_classes).to(device)
-    fused = cfg.trainer.get("fused_optimizer", True)
-    make_opt_g, make_opt_d = (make(cfg.optimizer[k], f"optimizer.{k}") for k in ("g", "d"))
-    opt_g = make_opt_g(G.parameters(), **optimizer_kwargs(make_opt_g, device, fused))
-    opt_d = make_opt_d(D.parameters(), **optimizer_kwargs(make_opt_d, device, fused))
-    fp16 = cfg.trainer.precision == "fp16"
-    return TrainState(
-        G=G,
-        D=D,
-        G_ema=ema_copy(G),
-        opt_g=opt_g,
-        opt_d=opt_d,
-        scaler_g=torch.amp.GradScaler(device.type, enabled=fp16),
-        scaler_d=torch.amp.GradScaler(device.type, enabled=fp16),
-    )
+    return TrainState(players=method.build_players(), components={"method": method})
+
+
+def build_schedules(cfg: DictConfig) -> Schedules:
+    """The `schedule` node: entry name -> scheduled parameter (none: schedule=constant)."""
+    node = cfg.get("schedule") or {}
+    return Schedules({name: make(entry, f"schedule.{name}") for name, entry in node.items()})
 
 
 def build_backend(

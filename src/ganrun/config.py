@@ -45,6 +45,7 @@ class TrainerConfig:
     max_steps: int = 2000  # generator steps
     batch_size: int = 64  # images per D step and per G step, per process (DDP: x world size)
     n_critic: int = 1  # D steps per G step
+    accumulate: int = 1  # micro-batches of batch_size per optimizer step (BigGAN's big batches)
     device: Device = Device.auto
     precision: Precision = Precision.fp32
     compile: bool = False  # torch.compile G and D (penalties' double backward stays eager)
@@ -56,7 +57,9 @@ class TrainerConfig:
     fused_optimizer: bool = True  # fused optimizer kernels on CUDA where the optimizer has them
     tf32: bool = True  # CUDA: TF32 matmuls and convs in fp32 runs; false for full fp32
     cudnn_benchmark: bool = True  # CUDA: cuDNN autotunes each conv shape on first use
-    ema_decay: float = 0.999  # EMA of G's weights; samples come from the EMA copy
+    ema_decay: float = 0.999  # EMA of G's weights per step; samples come from the EMA copy
+    ema_kimg: float = 0.0  # > 0: EMA half-life in thousands of images (StyleGAN), not ema_decay
+    ema_rampup: float | None = None  # with ema_kimg: half-life <= rampup x images seen (0.05)
     grad_clip: float = 0.0  # max global gradient norm for G and D updates; 0 = no clipping
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs at step 0; 0 = off
     instance_noise_steps: int = 0  # steps to anneal that std linearly to 0; 0 = max_steps

@@ -168,7 +168,7 @@ def _resume_run_dir(args: list[str]) -> list[str]:
     values = [a.split("=", 1)[1] for a in args if a.startswith("resume=")]
     if not values or any(a.startswith("hydra.run.dir=") for a in args) or "-m" in args:
         return args
-    from ganrun.training.state import run_folder_of  # imports torch: only when resuming
+    from ganrun.training.checkpoint import run_folder_of  # imports torch: only when resuming
 
     target = Path(values[-1])
     ckpt = target / "checkpoints" / "last.pt" if target.is_dir() else target

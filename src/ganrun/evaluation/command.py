@@ -40,7 +40,7 @@ from ganrun.evaluation.imagesets import DatasetImages, ImageSet, open_image_set
 from ganrun.sampling.command import load_generator
 from ganrun.sampling.generate import class_labels, generate
 from ganrun.sampling.images import to_uint8
-from ganrun.training.state import load_checkpoint, resolve_checkpoint
+from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint
 
 FOLDER_FEATURES = CONF / "metrics" / "features" / "inception.yaml"  # pytorch-fid's choice
 

@@ -1,6 +1,7 @@
 """Image metrics during training (eval/fid, ...) and checkpoints/best.pt.
 
-With trainer.eval_every > 0, train() evaluates G_ema on trainer.eval_samples fixed latents:
+With trainer.eval_every > 0, train() evaluates the method's samples (method=gan: the EMA
+generator) on trainer.eval_samples fixed inputs:
 the dataset's own metrics (mode counts for ring8, grid25, stacked_mnist) and the image
 metrics of the `metrics` node (default [fid]) in the dataset's feature space
 (metrics.features: the digit classifier for digit datasets, Inception for natural images).
@@ -18,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ganrun.sampling.images import to_uint8
+from ganrun.training.methods.base import Method
+from ganrun.training.rng import isolated_rng
 from ganrun.training.state import TrainState
 
 if TYPE_CHECKING:  # the metrics stack (scipy, ...) is imported only when a run evaluates
@@ -57,20 +61,20 @@ def image_evaluator(cfg: DictConfig, data: Any, device: torch.device) -> ImageEv
 
 
 def keep_best(
-    evaluate: Callable[[torch.nn.Module], dict[str, float]],
+    evaluate: Callable[[TrainState], dict[str, float]],
     state: TrainState,
     save_best: Callable[[], None],
     features: str,
     metric: str = BEST_METRIC,
-) -> Callable[[torch.nn.Module], dict[str, float]]:
+) -> Callable[[TrainState], dict[str, float]]:
     """evaluate, plus: when `metric` beats state.best, record it in the state and save_best().
 
     state.best = {"metric": "eval/fid", "value", "step", "features"} goes into every later
     checkpoint, so resuming continues the comparison (and stays bit-exact).
     """
 
-    def evaluate_and_keep(G: torch.nn.Module) -> dict[str, float]:
-        values = evaluate(G)
+    def evaluate_and_keep(current: TrainState) -> dict[str, float]:
+        values = evaluate(current)
         value = values.get(metric)
         if value is None or not math.isfinite(value):
             return values
@@ -85,3 +89,30 @@ def keep_best(
         return values
 
     return evaluate_and_keep
+
+
+def make_evaluator(
+    data: Any,
+    method: Method,
+    n: int,
+    seed: int,
+    images: ImageEvaluator | None = None,
+) -> Callable[[TrainState], dict[str, float]]:
+    """state -> data.evaluate(samples) and the image metrics (`images`) of the method's
+    samples on `n` fixed inputs.
+
+    The inputs come from a dedicated torch.Generator seeded with `seed`, never from the
+    global RNG, and evaluation runs under isolated_rng(), so evaluating does not change the
+    run (resume stays bit-exact).
+    """
+    inputs = method.sample_inputs(n, seed)
+
+    def evaluate(state: TrainState) -> dict[str, float]:
+        with isolated_rng():
+            samples = method.sample(state, inputs, 1024)
+            values = data.evaluate(samples) if hasattr(data, "evaluate") else {}
+            if images is not None:
+                values.update(images(to_uint8(samples).split(1024)).values)
+        return values
+
+    return evaluate

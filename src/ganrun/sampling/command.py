@@ -14,7 +14,7 @@ from ganrun.build import build_generator, resolve_device
 from ganrun.errors import GanrunError
 from ganrun.sampling.generate import class_labels, generate
 from ganrun.sampling.images import save_grid, save_scatter, to_uint8
-from ganrun.training.state import load_checkpoint, resolve_checkpoint, run_folder_of
+from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint, run_folder_of
 
 
 def load_generator(ckpt: dict, ema: bool, device: torch.device) -> torch.nn.Module:
@@ -24,7 +24,7 @@ def load_generator(ckpt: dict, ema: bool, device: torch.device) -> torch.nn.Modu
     G = build_generator(
         saved.model, tuple(data["shape"]), saved.get("conditioning"), data["num_classes"]
     )
-    G.load_state_dict(ckpt["G_ema" if ema else "G"])
+    G.load_state_dict(ckpt["players"]["G"]["ema" if ema else "net"])
     return G.to(device).eval()
 
 

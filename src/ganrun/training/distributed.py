@@ -17,8 +17,9 @@ The scheme, and why:
   reducer: mean-over-batch losses then give the update of one process on W*B samples
   (tests/test_distributed.py checks it, gradient penalty included: its double backward runs
   through the DDP-wrapped D, so the penalty's gradients are averaged like the rest). The
-  generator step calls D's plain module (loop.g_step): D is frozen there, with nothing to
-  average.
+  generator step calls D's plain module (methods/gan.py g_step): D is frozen there, with
+  nothing to average. With trainer.accumulate=k, gradients are synchronised on the last
+  micro-batch of each phase only (DDP's no_sync on the others).
 - Only rank 0 writes (run folder, .hydra/, train.log, metrics.jsonl, samples, checkpoints);
   no collective runs inside rank-0-only code, so the other ranks never wait on it.
 """
@@ -231,7 +232,7 @@ def seed_rank(seed: int, step: int, ranks: Ranks) -> None:
 
 
 def wrap_models(state: Any, device: torch.device, ranks: Ranks, sync_batchnorm: bool) -> None:
-    """state.G and state.D in DistributedDataParallel (after any checkpoint is loaded).
+    """Every player's network in DistributedDataParallel (after any checkpoint is loaded).
 
     SyncBatchNorm conversion keeps the same parameter objects, so the optimizers built on
     them stay valid, and the same state_dict keys, so checkpoints load into plain models.
@@ -241,11 +242,11 @@ def wrap_models(state: Any, device: torch.device, ranks: Ranks, sync_batchnorm: 
     if ranks.world == 1:
         return
     ids = [device.index] if device.type == "cuda" else None
-    for name in ("G", "D"):
-        model = getattr(state, name)
+    for player in state.players.values():
+        model = player.net
         if sync_batchnorm:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        setattr(state, name, DistributedDataParallel(model, device_ids=ids))
+        player.net = DistributedDataParallel(model, device_ids=ids)
 
 
 def local_module(model: nn.Module) -> nn.Module:

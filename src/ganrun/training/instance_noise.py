@@ -14,3 +14,15 @@ def with_instance_noise(D: Callable[..., Tensor], std: float) -> Callable[..., T
     if std <= 0:
         return D
     return lambda x, *args, **kwargs: D(x + std * torch.randn_like(x), *args, **kwargs)
+
+
+class InstanceNoise:
+    """The noise std at each step: `std` at step 0, linearly to 0 over `steps` (0: the run)."""
+
+    def __init__(self, std: float, steps: int, max_steps: int) -> None:
+        self.initial, self.horizon = std, steps or max_steps
+
+    def std(self, step: int) -> float:
+        if self.initial <= 0:
+            return 0.0
+        return self.initial * max(0.0, 1.0 - step / self.horizon)

@@ -139,13 +139,15 @@ def has_conv(model: nn.Module) -> bool:
 
 
 def channels_last(state: TrainState, data_shape: tuple[int, ...]) -> bool:
-    """Put G, D and the EMA copy in channels_last (NHWC) when the data are images and a model
-    convolves; returns whether it did. Tensor-core convolutions run NHWC natively, so NCHW
-    would pay a transpose on each of them."""
-    if len(data_shape) != 3 or not (has_conv(state.G) or has_conv(state.D)):
+    """Put every player's network and EMA copy in channels_last (NHWC) when the data are
+    images and a model convolves; returns whether it did. Tensor-core convolutions run NHWC
+    natively, so NCHW would pay a transpose on each of them."""
+    players = state.players.values()
+    if len(data_shape) != 3 or not any(has_conv(p.net) for p in players):
         return False
-    for model in (state.G, state.D, state.G_ema):
-        model.to(memory_format=torch.channels_last)
+    for player in players:
+        for model in player.modules():
+            model.to(memory_format=torch.channels_last)
     return True
 
 
@@ -201,25 +203,26 @@ def keep_stateful_parametrizations_eager(model: nn.Module) -> int:
 
 
 def compile_models(state: TrainState, trainer: DictConfig, penalties: list[str]) -> bool:
-    """torch.compile G and D in place; returns whether it did.
+    """torch.compile every player's network in place; returns whether it did.
 
-    EMA, sampling and checkpoints keep using the plain modules (G_ema is never compiled,
-    state_dict() unwraps), so a compiled run's checkpoint loads anywhere. Penalties need a
-    double backward, which compiled graphs do not support: they run D eagerly, said once.
+    EMA, sampling and checkpoints keep using the plain modules (EMA copies are never
+    compiled, state_dict() unwraps), so a compiled run's checkpoint loads anywhere. Penalties
+    need a double backward, which compiled graphs do not support: they run D eagerly, said once.
     """
     backend = trainer.get("compile_backend", "inductor")
-    device = next(eager(state.D).parameters()).device
+    players = state.players
+    device = next(eager(next(iter(players.values())).net).parameters()).device
     if not compile_works(backend, device):
         return False
     mode = trainer.get("compile_mode", "default")
     kwargs = {"backend": backend, "mode": None if mode == "default" else mode}
-    if keep_stateful_parametrizations_eager(state.G) + keep_stateful_parametrizations_eager(
-        state.D
-    ):
+    if sum(keep_stateful_parametrizations_eager(p.net) for p in players.values()):
         log.info("trainer.compile=true: spectral norm's power iteration stays eager")
-    state.G = torch.compile(state.G, **kwargs)
-    state.D = torch.compile(state.D, **kwargs)
-    log.info("trainer.compile=true: G and D compiled (backend %s, mode %s)", backend, mode)
+    for player in players.values():
+        player.net = torch.compile(player.net, **kwargs)
+    log.info(
+        "trainer.compile=true: %s compiled (backend %s, mode %s)", ", ".join(players), backend, mode
+    )
     if penalties:
         log.info(
             "trainer.compile=true: the penalties (%s) need double backward, which "
@@ -241,8 +244,8 @@ def accelerate(
     the batches to train on (in channels_last when the models are)."""
     if trainer.get("channels_last", False) and channels_last(state, data_shape):
         batches = channels_last_batches(batches)
-    for opt in (state.opt_g, state.opt_d):  # after a resume, or the layout change above
-        match_optimizer_layout(opt)
+    for player in state.players.values():  # after a resume, or the layout change above
+        match_optimizer_layout(player.opt)
     if trainer.get("compile", False):
         compile_models(state, trainer, penalties)
     return batches
