@@ -48,7 +48,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from ganrun.build import (
     build_discriminator,
     build_generator,
-    build_loss,
     build_state,
     check_trainer,
     resolve_device,
@@ -56,9 +55,9 @@ from ganrun.build import (
 from ganrun.config import CONF, register
 from ganrun.data.base import InMemoryImages
 from ganrun.tracking.tracker import Tracker
+from ganrun.training.ema import EmaRate
 from ganrun.training.loop import LoopConfig, fit
 from ganrun.training.perf import accelerate, restore_backend_flags, set_backend_flags
-from ganrun.training.train import autocast_factory
 
 LOG_EVERY = 50  # steps between loss read-backs, in both loops
 
@@ -207,35 +206,26 @@ def ganrun(cfg: DictConfig, images: torch.Tensor, steps: int, warmup: int) -> Re
     try:
         with peak_memory(device, memory), tempfile.TemporaryDirectory() as tmp:
             state = build_state(cfg, data.shape, device)
-            loss = build_loss(cfg)
+            method = state.components["method"]
             batches = data.batches(trainer.batch_size, cfg.seed, 0, device)
-            batches = accelerate(state, batches, trainer, data.shape, list(loss.penalties))
-            fixed_z = torch.randn(trainer.n_samples, cfg.model.z_dim, device=device)
+            batches = accelerate(state, batches, trainer, data.shape, list(method.penalties()))
             console = Console(file=io.StringIO())
             samples = Path(tmp) / "samples"
             samples.mkdir()
             tracker = Tracker(Path(tmp), console)
             for max_steps in (warmup, warmup + steps):  # the second fit is the timed one
                 loop_cfg = LoopConfig(
-                    max_steps=max_steps,
-                    batch_size=trainer.batch_size,
-                    n_critic=1,
-                    ema_decay=trainer.ema_decay,
-                    log_every=LOG_EVERY,
-                    sample_every=0,
-                    ckpt_every=0,
+                    max_steps=max_steps, log_every=LOG_EVERY, sample_every=0, ckpt_every=0
                 )
                 fit(
                     state,
-                    loss,
+                    method,
                     batches,
                     loop_cfg,
-                    cfg.model.z_dim,
-                    fixed_z,
-                    autocast_factory(device, trainer.precision),
                     tracker,
                     samples,
                     lambda periodic: None,  # no checkpoints in a benchmark
+                    ema=EmaRate(trainer.ema_decay),
                 )
     finally:
         restore_backend_flags(flags)

@@ -47,13 +47,13 @@ def test_sngan_cifar_network_matches_the_paper(make_cfg):
     """model=resnet at 32x32: 3 G blocks of 256 channels, D of 4 blocks of 128 with spectral norm."""
     cfg = make_cfg("model=resnet", "model.generator.width=256", "model.discriminator.width=128")
     state = build_state(cfg, (3, 32, 32), torch.device("cpu"))
-    assert len(state.G.blocks) == 3
-    assert {b.conv1.out_channels for b in state.G.blocks} == {256}
-    assert len(state.D.blocks) == 4
-    convs = [m for m in state.D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(state.players["G"].net.blocks) == 3
+    assert {b.conv1.out_channels for b in state.players["G"].net.blocks} == {256}
+    assert len(state.players["D"].net.blocks) == 4
+    convs = [m for m in state.players["D"].net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 4 * 2 + 2  # two convs per block; 1x1 shortcuts in the two down blocks
     assert all(hasattr(m, "parametrizations") for m in convs)
-    g_params = sum(p.numel() for p in state.G.parameters())
+    g_params = sum(p.numel() for p in state.players["G"].net.parameters())
     assert 4.0e6 < g_params < 4.5e6  # SNGAN's CIFAR G has about 4.3M parameters
 
 

@@ -153,6 +153,7 @@ def test_help_lists_tasks_and_groups(cli):
     # hydra/ holds only folders (hydra/launcher): those are listed by their own path
     groups = sorted(p for p in CONF.iterdir() if p.is_dir() and any(p.glob("*.yaml")))
     assert len(groups) >= 6
+    assert {"method", "schedule"} <= {g.name for g in groups}  # methods and schedules (issue 10)
     for group in groups:
         options = sorted(f.stem for f in group.glob("*.yaml"))
         line = next(ln for ln in lines if ln.split()[:1] == [group.name])

@@ -30,7 +30,9 @@ SHAPE = (1, 16, 16)
 def test_conditioning_yaml_builds_and_steps(name, make_cfg):
     """conditioning=<name> on the labelled digits: both players move in one D and one G step."""
     _, d_change, g_change, logs, built = train_one_step(make_cfg(f"conditioning={name}"))
-    assert isinstance(built["state"].D, (ProjectionDiscriminator, ACGANDiscriminator))
+    assert isinstance(
+        built["state"].players["D"].net, (ProjectionDiscriminator, ACGANDiscriminator)
+    )
     assert 0 < max(d_change.values()) < 1
     assert 0 < max(g_change.values()) < 1
 
@@ -105,10 +107,14 @@ def test_conditional_run_resumes_bit_for_bit(conditional_run, tmp_path):
     train(compose_cfg(f"resume={step2}"), tmp_path / "b", [f"resume={step2}"])
     a = torch.load(conditional_run / "a" / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
-    assert any("gamma" in k for k in a["G"])  # conditional BN weights are in the checkpoint
-    for name in ("G", "D", "G_ema"):
-        for k in a[name]:
-            assert torch.equal(a[name][k], b[name][k]), (name, k)
+    assert any(
+        "gamma" in k for k in a["players"]["G"]["net"]
+    )  # conditional BN weights are in the checkpoint
+    for name, part in (("G", "net"), ("D", "net"), ("G", "ema")):
+        sa, sb = a["players"][name][part], b["players"][name][part]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), (name, part, k)
 
 
 def test_sample_draws_the_requested_classes(conditional_run, tmp_path):
@@ -130,7 +136,7 @@ def test_acgan_aux_loss_is_weighted_class_cross_entropy_in_both_players():
     """aux_loss = weight * CE(class head, y) by hand; d_loss adds it on reals and fakes, g_loss
     on fakes; the adversarial head ignores the labels."""
     from ganrun.losses.ns import NonSaturatingLoss
-    from ganrun.training.loop import auxiliary
+    from ganrun.training.methods.gan import auxiliary
 
     torch.manual_seed(0)
     base = DCGANDiscriminator(SHAPE, width=8).eval()

@@ -19,8 +19,8 @@ from PIL import Image
 from ganrun.build import build_data, build_loss, build_state, check_trainer, resolve_device
 from ganrun.config import CONF
 from ganrun.errors import GanrunError
-from ganrun.training.loop import d_step, g_step
-from ganrun.training.train import autocast_factory
+from ganrun.training.amp import autocast_factory
+from ganrun.training.methods.gan import MicroBatch, d_step, g_step
 
 GROUPS = (
     "model",
@@ -34,6 +34,8 @@ GROUPS = (
     "experiment",
     "debug",
     "metrics",
+    "method",  # each option's contract: test_methods.py
+    "schedule",  # each option built and applied: test_schedules.py
 )
 SWEEP_GROUPS = ("hparams_search", "hydra/launcher")  # each option is built in test_sweep.py
 ROOT = f"dataset.root='{SHARED_DATA}'"
@@ -119,18 +121,27 @@ def train_one_step(cfg: DictConfig) -> tuple[DictConfig, dict, dict, dict, dict]
     real, labels = next(data.batches(B, cfg.seed, 0, device))
     labels = labels if cfg.get("conditioning") else None
     autocast = autocast_factory(device, cfg.trainer.precision)
-    d_before, g_before = snapshot(state.D), snapshot(state.G)
+    d_before, g_before = snapshot(state.players["D"].net), snapshot(state.players["G"].net)
     z = torch.randn(B, z_dim, device=device)
-    d_logs = d_step(state, loss, real, z, autocast(), labels=labels)
-    d_change, g_untouched = max_change(state.D, d_before), max_change(state.G, g_before)
-    d_after = snapshot(state.D)
+    G, D = state.players["G"], state.players["D"]
+    d_logs = d_step(G, D, loss, [MicroBatch(real, labels, z)], autocast)
+    d_change, g_untouched = (
+        max_change(state.players["D"].net, d_before),
+        max_change(state.players["G"].net, g_before),
+    )
+    d_after = snapshot(state.players["D"].net)
     z = torch.randn(B, z_dim, device=device)
-    g_logs = g_step(state, loss, z, autocast(), real, labels=labels)
-    g_change, d_untouched = max_change(state.G, g_before), max_change(state.D, d_after)
+    g_logs = g_step(G, D, loss, [MicroBatch(real, labels, z)], autocast)
+    g_change, d_untouched = (
+        max_change(state.players["G"].net, g_before),
+        max_change(state.players["D"].net, d_after),
+    )
     # each step moves only its own player
     assert max(g_untouched.values()) == 0.0
     assert max(d_untouched.values()) == 0.0
-    assert all(p.requires_grad for p in state.D.parameters())  # g_step restores D's grads
+    assert all(
+        p.requires_grad for p in state.players["D"].net.parameters()
+    )  # g_step restores D's grads
     logs = {k: v.item() for k, v in {**d_logs, **g_logs}.items()}
     for key, value in logs.items():
         assert -1e6 < value < 1e6, f"{key}={value} is not a finite, sane loss value"
@@ -152,14 +163,16 @@ def test_groups_match_conf_folders():
 def test_model_yaml_builds(name, make_cfg):
     """model=<name> builds its G and D classes at the smoke width, with matching shapes."""
     cfg, device, data, state, _ = build_all(make_cfg(f"model={name}"))
-    assert type(state.G) is get_class(cfg.model.generator._target_)
-    assert type(state.D) is get_class(cfg.model.discriminator._target_)
+    assert type(state.players["G"].net) is get_class(cfg.model.generator._target_)
+    assert type(state.players["D"].net) is get_class(cfg.model.discriminator._target_)
     z = torch.randn(4, cfg.model.z_dim)
-    fake = state.G(z)
+    fake = state.players["G"].net(z)
     assert tuple(fake.shape) == (4, *data.shape) == (4, 1, 16, 16)
-    assert tuple(state.D(fake).shape) == (4,)
+    assert tuple(state.players["D"].net(fake).shape) == (4,)
     # the G_ema copy starts equal to G and is frozen
-    for p, q in zip(state.G.parameters(), state.G_ema.parameters(), strict=True):
+    for p, q in zip(
+        state.players["G"].net.parameters(), state.players["G"].ema.parameters(), strict=True
+    ):
         torch.testing.assert_close(p, q)
         assert q.requires_grad is False
 
@@ -247,8 +260,8 @@ def test_dataset_yaml_builds(name, extra, tmp_path, make_cfg):
         assert labels is None
     else:
         assert 0 <= labels.min().item() <= labels.max().item() < data.num_classes
-    assert tuple(state.D(real).shape) == (8,)
-    assert tuple(state.G(torch.randn(8, cfg.model.z_dim)).shape) == (8, *data.shape)
+    assert tuple(state.players["D"].net(real).shape) == (8,)
+    assert tuple(state.players["G"].net(torch.randn(8, cfg.model.z_dim)).shape) == (8, *data.shape)
 
 
 def test_image_folder_without_root_names_the_key(make_cfg):
@@ -279,8 +292,8 @@ def test_optimizer_yaml_builds_and_steps(name, make_cfg):
     )
     state = built["state"]
     for opt, node, model, change in (
-        (state.opt_g, cfg.optimizer.g, state.G, g_change),
-        (state.opt_d, cfg.optimizer.d, state.D, d_change),
+        (state.players["G"].opt, cfg.optimizer.g, state.players["G"].net, g_change),
+        (state.players["D"].opt, cfg.optimizer.d, state.players["D"].net, d_change),
     ):
         assert type(opt) is get_class(node._target_)
         assert len(opt.param_groups) == 1
@@ -297,9 +310,9 @@ def test_optimizer_two_time_scales(make_cfg):
     """TTUR: optimizer.g.lr and optimizer.d.lr reach their own optimizers, not each other's."""
     cfg = make_cfg("model=mlp", "dataset=ring8", "optimizer.g.lr=1e-4", "optimizer.d.lr=4e-4")
     _, _, _, state, _ = build_all(cfg)
-    torch.testing.assert_close(state.opt_g.param_groups[0]["lr"], 1e-4)
-    torch.testing.assert_close(state.opt_d.param_groups[0]["lr"], 4e-4)
-    assert tuple(state.opt_d.param_groups[0]["betas"]) == (0.5, 0.999)
+    torch.testing.assert_close(state.players["G"].opt.param_groups[0]["lr"], 1e-4)
+    torch.testing.assert_close(state.players["D"].opt.param_groups[0]["lr"], 4e-4)
+    assert tuple(state.players["D"].opt.param_groups[0]["betas"]) == (0.5, 0.999)
 
 
 # -------------------------------------------------------------------------- trainer
@@ -311,7 +324,9 @@ def test_trainer_yaml_composes_and_steps(name, make_cfg):
     cfg, _, _, logs, built = train_one_step(make_cfg(f"trainer={name}"))
     assert cfg.trainer.device == "cpu"  # the smoke preset wins over the trainer file
     assert cfg.trainer.max_steps == 4 and cfg.trainer.batch_size == 8
-    assert next(built["state"].G.parameters()).dtype == torch.float32  # autocast, not casting
+    assert (
+        next(built["state"].players["G"].net.parameters()).dtype == torch.float32
+    )  # autocast, not casting
 
 
 def test_trainer_gpu_keys():

@@ -25,8 +25,8 @@ from ganrun.build import build_data, build_discriminator, build_generator, build
 from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
 from ganrun.training.distributed import Ranks, check, launch_devices, rank_batches, wrap_models
-from ganrun.training.loop import d_step, g_step
-from ganrun.training.state import unwrap
+from ganrun.training.methods.gan import MicroBatch, d_step, g_step
+from ganrun.training.players import unwrap
 from ganrun.training.train import train
 
 # ------------------------------------------------------------------ data shards (no processes)
@@ -115,11 +115,12 @@ def one_update(cfg: dict, ranks: Ranks, batch_size: int) -> dict[str, torch.Tens
     # sample and in order: rank r skips the rows of the ranks before it
     torch.manual_seed(7)
     torch.rand(ranks.rank * batch_size)
-    d_step(state, loss, real, z[0, rows], contextlib.nullcontext(), labels=labels)
-    g_step(state, loss, z[1, rows], contextlib.nullcontext(), real, labels=labels)
+    G, D = state.players["G"], state.players["D"]
+    d_step(G, D, loss, [MicroBatch(real, labels, z[0, rows])], contextlib.nullcontext)
+    g_step(G, D, loss, [MicroBatch(real, labels, z[1, rows])], contextlib.nullcontext)
     return {
-        **{f"G.{k}": v for k, v in unwrap(state.G).state_dict().items()},
-        **{f"D.{k}": v for k, v in unwrap(state.D).state_dict().items()},
+        **{f"G.{k}": v for k, v in unwrap(state.players["G"].net).state_dict().items()},
+        **{f"D.{k}": v for k, v in unwrap(state.players["D"].net).state_dict().items()},
     }
 
 
@@ -129,8 +130,8 @@ def initial(cfg: dict) -> dict[str, torch.Tensor]:
     data = build_data(cfg)
     state = build_state(cfg, data.shape, torch.device("cpu"), data.num_classes)
     return {
-        **{f"G.{k}": v for k, v in state.G.state_dict().items()},
-        **{f"D.{k}": v for k, v in state.D.state_dict().items()},
+        **{f"G.{k}": v for k, v in state.players["G"].net.state_dict().items()},
+        **{f"D.{k}": v for k, v in state.players["D"].net.state_dict().items()},
     }
 
 
@@ -218,8 +219,8 @@ def test_torchrun_two_ranks_write_one_run_that_resumes(tmp_path):
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["step"] == 4
     cfg, shape = OmegaConf.create(ckpt["config"]), tuple(ckpt["data"]["shape"])
-    build_generator(cfg.model, shape).load_state_dict(ckpt["G"], strict=True)
-    build_discriminator(cfg, shape).load_state_dict(ckpt["D"], strict=True)
+    build_generator(cfg.model, shape).load_state_dict(ckpt["players"]["G"]["net"], strict=True)
+    build_discriminator(cfg, shape).load_state_dict(ckpt["players"]["D"]["net"], strict=True)
 
     resumed = _run(
         tmp_path, "-m", "ganrun", "train", f"resume={run}", "trainer.max_steps=6",

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import torch
 
-from ganrun.training.loop import due, optimizer_step
+from ganrun.training.loop import due
+from ganrun.training.methods.steps import optimizer_step
+from ganrun.training.players import Player
+
+
+def player(opt: torch.optim.Optimizer) -> Player:
+    return Player(torch.nn.Identity(), opt, torch.amp.GradScaler("cpu", enabled=False))
 
 
 def test_optimizer_step_uses_only_this_losss_gradient():
     """Two steps in a row: the second step's gradient is that of the second loss alone (no accumulation)."""
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
     opt = torch.optim.SGD([w], lr=0.1)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    optimizer_step((w * torch.tensor([3.0, 4.0])).sum(), opt, scaler)  # grad (3, 4)
+    optimizer_step((w * torch.tensor([3.0, 4.0])).sum(), player(opt))  # grad (3, 4)
     torch.testing.assert_close(w.detach(), torch.tensor([0.7, -2.4]))
-    optimizer_step((w * torch.tensor([1.0, 1.0])).sum(), opt, scaler)  # grad (1, 1), not (4, 5)
+    optimizer_step((w * torch.tensor([1.0, 1.0])).sum(), player(opt))  # grad (1, 1), not (4, 5)
     torch.testing.assert_close(w.grad, torch.tensor([1.0, 1.0]))
     torch.testing.assert_close(w.detach(), torch.tensor([0.6, -2.5]))
 
@@ -29,21 +34,18 @@ def test_optimizer_step_clips_the_global_gradient_norm():
     """clip=1 rescales a gradient of norm 5 to norm 1 before the SGD step."""
     w = torch.nn.Parameter(torch.zeros(2))
     opt = torch.optim.SGD([w], lr=1.0)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
-    optimizer_step((w * torch.tensor([3.0, 4.0])).sum(), opt, scaler, clip=1.0)
+    optimizer_step((w * torch.tensor([3.0, 4.0])).sum(), player(opt), clip=1.0)
     torch.testing.assert_close(w.detach(), torch.tensor([-0.6, -0.8]))
 
 
 def test_instance_noise_anneals_linearly_to_zero():
     """std 0.4 over 10 steps: 0.4 at step 0, 0.2 at step 5, 0 from step 10; off when 0."""
-    from ganrun.training.loop import LoopConfig
+    from ganrun.training.instance_noise import InstanceNoise
 
-    base = dict(max_steps=20, batch_size=2, n_critic=1, ema_decay=0.9, log_every=1)
-    cfg = LoopConfig(
-        **base, sample_every=0, ckpt_every=0, instance_noise=0.4, instance_noise_steps=10
-    )
-    assert [round(cfg.noise_std(s), 6) for s in (0, 5, 10, 15)] == [0.4, 0.2, 0.0, 0.0]
-    assert LoopConfig(**base, sample_every=0, ckpt_every=0).noise_std(0) == 0.0
+    noise = InstanceNoise(0.4, 10, max_steps=20)
+    assert [round(noise.std(s), 6) for s in (0, 5, 10, 15)] == [0.4, 0.2, 0.0, 0.0]
+    assert InstanceNoise(0.0, 10, max_steps=20).std(0) == 0.0
+    assert [round(InstanceNoise(0.4, 0, max_steps=20).std(s), 6) for s in (10, 20)] == [0.2, 0.0]
 
 
 def test_instance_noise_perturbs_every_input_to_d():

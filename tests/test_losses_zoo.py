@@ -31,8 +31,9 @@ from ganrun.losses.penalties import (
 from ganrun.losses.relativistic import RelativisticAverageLoss, RelativisticStandardLoss
 from ganrun.losses.wgan import WassersteinLoss
 from ganrun.losses.wgan_clip import ClippedWassersteinLoss
-from ganrun.training.loop import d_step
-from ganrun.training.train import autocast_factory, train
+from ganrun.training.amp import autocast_factory
+from ganrun.training.methods.gan import MicroBatch, d_step
+from ganrun.training.train import train
 
 REAL = [2.0, -1.0, 0.5]  # D's logits on a real batch (mean 0.5)
 FAKE = [-0.5, 1.5, 0.0]  # D's logits on a generated batch (mean 1/3)
@@ -198,15 +199,18 @@ def test_wgan_clip_must_be_positive():
 
 
 def test_wgan_d_step_leaves_d_clipped():
-    """loop.d_step calls after_d_step: after one RMSprop step D's weights lie in [-c, c]."""
+    """methods.gan.d_step calls after_d_step: after one RMSprop step D's weights lie in [-c, c]."""
     cfg = compose_cfg("loss=wgan", "optimizer=rmsprop", "model=mlp", "dataset=ring8")
     data, device = build_data(cfg), torch.device("cpu")
     state, loss = build_state(cfg, data.shape, device), build_loss(cfg)
-    assert max(p.abs().max().item() for p in state.D.parameters()) > 0.01  # init is wider
+    assert (
+        max(p.abs().max().item() for p in state.players["D"].net.parameters()) > 0.01
+    )  # init is wider
     real, _ = next(data.batches(8, 0, 0, device))
     z = torch.randn(8, cfg.model.z_dim)
-    d_step(state, loss, real, z, autocast_factory(device, "fp32")())
-    top = max(p.abs().max().item() for p in state.D.parameters())
+    G, D = state.players["G"], state.players["D"]
+    d_step(G, D, loss, [MicroBatch(real, None, z)], autocast_factory(device, "fp32"))
+    top = max(p.abs().max().item() for p in state.players["D"].net.parameters())
     torch.testing.assert_close(top, 0.01)
 
 

@@ -60,7 +60,7 @@ def expected_uint8(ckpt_path: Path, weights: str, n: int, seed: int) -> np.ndarr
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     model = ckpt["config"]["model"]
     G = build_generator(OmegaConf.create(model), tuple(ckpt["data"]["shape"]))
-    G.load_state_dict(ckpt[weights])
+    G.load_state_dict(ckpt["players"]["G"][weights])
     G.eval()
     z = torch.randn(n, model["z_dim"], generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -96,8 +96,8 @@ def test_ema_flag_picks_the_generator(digits_ckpt, tmp_path):
     """ema=true samples G_ema's output, ema=false G's; the two differ."""
     ema = images(draw(digits_ckpt, tmp_path / "ema", "ema=true"))
     raw = images(draw(digits_ckpt, tmp_path / "raw", "ema=false"))
-    np.testing.assert_array_equal(ema, expected_uint8(digits_ckpt, "G_ema", 10, 0))
-    np.testing.assert_array_equal(raw, expected_uint8(digits_ckpt, "G", 10, 0))
+    np.testing.assert_array_equal(ema, expected_uint8(digits_ckpt, "ema", 10, 0))
+    np.testing.assert_array_equal(raw, expected_uint8(digits_ckpt, "net", 10, 0))
     assert not np.array_equal(ema, raw)
 
 

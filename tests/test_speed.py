@@ -53,16 +53,18 @@ def test_channels_last_gives_the_same_losses_and_gradients():
     b = build_state(cfg, (1, 16, 16), CPU)
     assert channels_last(b, (1, 16, 16)) is True
     # a conv with several input channels (with one, both layouts are the same strides)
-    conv_b = next(p for p in b.D.parameters() if p.dim() == 4 and p.shape[1] > 1)
-    conv_a = next(p for p in a.D.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    conv_b = next(p for p in b.players["D"].net.parameters() if p.dim() == 4 and p.shape[1] > 1)
+    conv_a = next(p for p in a.players["D"].net.parameters() if p.dim() == 4 and p.shape[1] > 1)
     assert conv_b.is_contiguous(memory_format=CL) and not conv_a.is_contiguous(memory_format=CL)
-    assert all(p.is_contiguous(memory_format=CL) for p in b.G_ema.parameters() if p.dim() == 4)
+    assert all(
+        p.is_contiguous(memory_format=CL) for p in b.players["G"].ema.parameters() if p.dim() == 4
+    )
     torch.manual_seed(0)
     real, z = torch.rand(8, 1, 16, 16) * 2 - 1, torch.randn(8, cfg.model.z_dim)
 
     def logits_after_backward(state, x):
-        out = state.D(x)
-        (out.mean() - state.D(state.G(z)).mean()).backward()
+        out = state.players["D"].net(x)
+        (out.mean() - state.players["D"].net(state.players["G"].net(z)).mean()).backward()
         return out.detach()
 
     torch.testing.assert_close(
@@ -72,7 +74,8 @@ def test_channels_last_gives_the_same_losses_and_gradients():
         rtol=1e-4,
     )
     for pa, pb in zip(
-        [*a.G.parameters(), *a.D.parameters()], [*b.G.parameters(), *b.D.parameters()]
+        [*a.players["G"].net.parameters(), *a.players["D"].net.parameters()],
+        [*b.players["G"].net.parameters(), *b.players["D"].net.parameters()],
     ):
         torch.testing.assert_close(pb.grad, pa.grad, atol=1e-5, rtol=1e-4)
 
@@ -95,7 +98,7 @@ def test_resume_with_channels_last_is_bit_exact(tmp_path):
         assert_bit_equal(ckpt_a[key], ckpt_b[key], key)
     # and a channels_last checkpoint loads into a plain NCHW generator
     G = build_generator(plain(compose_cfg()).model, (1, 16, 16))
-    G.load_state_dict(ckpt_a["G"], strict=True)
+    G.load_state_dict(ckpt_a["players"]["G"]["net"], strict=True)
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -119,9 +122,12 @@ def test_optimizer_kwargs_follow_device_and_signature():
 
 def test_build_state_passes_foreach_on_cpu():
     state = build_state(plain(compose_cfg()), (1, 16, 16), CPU)
-    assert state.opt_g.defaults["foreach"] is True and not state.opt_g.defaults["fused"]
+    assert (
+        state.players["G"].opt.defaults["foreach"] is True
+        and not state.players["G"].opt.defaults["fused"]
+    )
     rms = build_state(plain(compose_cfg("optimizer=rmsprop")), (1, 16, 16), CPU)
-    assert rms.opt_d.defaults["foreach"] is True
+    assert rms.players["D"].opt.defaults["foreach"] is True
 
 
 def fused_adam_step(param: torch.Tensor, moments_layout, fix: bool) -> torch.Tensor:
@@ -301,14 +307,15 @@ def test_compiled_run_checkpoints_plain_modules(tmp_path, caplog):
     assert log.count("need double backward") == 1 and "penalties (gp)" in log
     compiled = load(tmp_path / "compiled" / "checkpoints" / "last.pt")
     reference = load(tmp_path / "eager" / "checkpoints" / "last.pt")
-    assert not any("_orig_mod" in k for k in compiled["G"]) and set(compiled["D"]) == set(
-        reference["D"]
-    )
+    assert not any("_orig_mod" in k for k in compiled["players"]["G"]["net"]) and set(
+        compiled["players"]["D"]["net"]
+    ) == set(reference["players"]["D"]["net"])
     G = build_generator(plain(compose_cfg()).model, (1, 16, 16))
-    G.load_state_dict(compiled["G_ema"], strict=True)
-    for key in ("G", "D", "G_ema"):
-        for name, value in reference[key].items():
-            torch.testing.assert_close(compiled[key][name], value, atol=1e-4, rtol=1e-3)
+    G.load_state_dict(compiled["players"]["G"]["ema"], strict=True)
+    for key, part in (("G", "net"), ("D", "net"), ("G", "ema")):
+        for name, value in reference["players"][key][part].items():
+            got = compiled["players"][key][part][name]
+            torch.testing.assert_close(got, value, atol=1e-4, rtol=1e-3)
 
 
 @pytest.mark.slow
@@ -317,7 +324,7 @@ def test_inductor_compile_on_cpu(tmp_path):
     run(tmp_path / "run", "trainer.compile=true", "trainer.max_steps=2")
     ckpt = load(tmp_path / "run" / "checkpoints" / "last.pt")
     G = build_generator(plain(compose_cfg()).model, (1, 16, 16))
-    G.load_state_dict(ckpt["G"], strict=True)
+    G.load_state_dict(ckpt["players"]["G"]["net"], strict=True)
     assert "compiled" in (tmp_path / "run" / "train.log").read_text()
 
 

@@ -23,7 +23,6 @@ from ganrun.data.base import InMemoryImages
 from ganrun.tracking.tracker import Tracker
 from ganrun.training.loop import LoopConfig, fit
 from ganrun.training.perf import BackendFlags, accelerate, channels_last
-from ganrun.training.train import autocast_factory
 
 pytestmark = [
     pytest.mark.gpu,
@@ -60,10 +59,10 @@ def test_bf16_penalty_matches_fp32_on_cuda():
     loss = build_loss(cfg)
     real, fake = torch.rand(8, 1, 16, 16, device="cuda") * 2 - 1, torch.randn(8, 1, 16, 16).cuda()
     torch.manual_seed(0)
-    _, fp32 = loss.d_loss(state.D, real, fake)
+    _, fp32 = loss.d_loss(state.players["D"].net, real, fake)
     torch.manual_seed(0)
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        _, bf16 = loss.d_loss(state.D, real, fake)
+        _, bf16 = loss.d_loss(state.players["D"].net, real, fake)
     torch.testing.assert_close(bf16["gp"], fp32["gp"], rtol=0.05, atol=1e-3)
 
 
@@ -75,7 +74,7 @@ def test_compile_on_cuda_trains_and_checkpoints_plain_modules(tmp_path):
     assert log.count("need double backward") == 1
     ckpt = load(tmp_path / "run" / "checkpoints" / "last.pt")
     G = build_generator(plain(compose_cfg()).model, (1, 16, 16))
-    G.load_state_dict(ckpt["G_ema"], strict=True)
+    G.load_state_dict(ckpt["players"]["G"]["ema"], strict=True)
     assert all(finite(metrics(tmp_path / "run"), "loss/d"))
 
 
@@ -127,29 +126,20 @@ def test_hot_loop_never_syncs(tmp_path, overrides):
     trainer, device = cfg.trainer, torch.device("cuda")
     images = torch.randint(0, 256, (64, 1, 16, 16), dtype=torch.uint8)
     data = InMemoryImages(images, None, None)
-    state, loss = build_state(cfg, data.shape, device), build_loss(cfg)
+    state = build_state(cfg, data.shape, device)
+    method = state.components["method"]
     batches = accelerate(state, data.batches(8, 0, 0, device), trainer, data.shape, [])
-    loop_cfg = LoopConfig(
-        max_steps=10,
-        batch_size=8,
-        n_critic=1,
-        ema_decay=0.999,
-        log_every=0,
-        sample_every=0,
-        ckpt_every=0,
-    )
+    loop_cfg = LoopConfig(max_steps=10, log_every=0, sample_every=0, ckpt_every=0)
     try:
         fit(
             state,
-            loss,
+            method,
             sync_checked(batches, 2, 9),
             loop_cfg,
-            cfg.model.z_dim,
-            torch.randn(4, cfg.model.z_dim, device=device),
-            autocast_factory(device, "bf16"),
             Tracker(tmp_path, Console(file=io.StringIO())),
             tmp_path,
             lambda periodic: None,
+            fixed_inputs=method.sample_inputs(4, 0),
         )
     finally:
         torch.cuda.set_sync_debug_mode("default")

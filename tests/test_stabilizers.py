@@ -11,7 +11,7 @@ from ganrun.augment.discriminator import AugmentedDiscriminator
 from ganrun.build import build_state
 from ganrun.errors import GanrunError
 from ganrun.sampling.generate import generate
-from ganrun.training.state import unwrap
+from ganrun.training.players import unwrap
 from ganrun.training.train import train
 
 
@@ -25,21 +25,23 @@ def test_spectral_norm_on_d_caps_every_layers_spectral_norm(make_cfg):
     state = build_state(cfg, (1, 16, 16), torch.device("cpu"))
     x = torch.randn(8, 1, 16, 16)
     for _ in range(30):  # each train-mode forward runs one power iteration
-        state.D(x)
-    layers = [m for m in state.D.modules() if isinstance(m, torch.nn.Conv2d)]
+        state.players["D"].net(x)
+    layers = [m for m in state.players["D"].net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(layers) == 3
     for layer in layers:
         assert 0.9 < top_singular_value(layer.weight) < 1.1
-    assert not any(hasattr(m, "parametrizations") for m in state.G.modules())
+    assert not any(hasattr(m, "parametrizations") for m in state.players["G"].net.modules())
 
 
 def test_spectral_norm_on_g_only_when_asked(make_cfg):
     """model.sn_g=true puts spectral norm on every G conv; D stays plain."""
     state = build_state(make_cfg("model.sn_g=true"), (1, 16, 16), torch.device("cpu"))
-    g_layers = [m for m in state.G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    g_layers = [
+        m for m in state.players["G"].net.modules() if isinstance(m, torch.nn.ConvTranspose2d)
+    ]
     assert len(g_layers) == 3
     assert all(hasattr(m, "parametrizations") for m in g_layers)
-    assert not any(hasattr(m, "parametrizations") for m in state.D.modules())
+    assert not any(hasattr(m, "parametrizations") for m in state.players["D"].net.modules())
 
 
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
@@ -47,21 +49,21 @@ def test_dropout_in_d_is_random_in_train_mode_and_off_in_eval(model, make_cfg):
     """discriminator.dropout=0.5 adds Dropout layers; train-mode outputs vary, eval-mode ones do not."""
     cfg = make_cfg(f"model={model}", "model.discriminator.dropout=0.5")
     state = build_state(cfg, (1, 16, 16), torch.device("cpu"))
-    drops = [m for m in state.D.modules() if isinstance(m, torch.nn.Dropout)]
+    drops = [m for m in state.players["D"].net.modules() if isinstance(m, torch.nn.Dropout)]
     assert len(drops) == (3 if model == "mlp" else 2)
     assert all(m.p == 0.5 for m in drops)
     x = torch.randn(4, 1, 16, 16)
-    assert not torch.equal(state.D(x), state.D(x))
-    state.D.eval()
-    torch.testing.assert_close(state.D(x), state.D(x), rtol=0, atol=0)
+    assert not torch.equal(state.players["D"].net(x), state.players["D"].net(x))
+    state.players["D"].net.eval()
+    torch.testing.assert_close(state.players["D"].net(x), state.players["D"].net(x), rtol=0, atol=0)
 
 
 def test_weight_decay_reaches_both_optimizers(make_cfg):
     """optimizer.{g,d}.weight_decay set on the command line land in the optimizers' param groups."""
     cfg = make_cfg("optimizer.g.weight_decay=1e-4", "optimizer.d.weight_decay=5e-4")
     state = build_state(cfg, (1, 16, 16), torch.device("cpu"))
-    assert state.opt_g.param_groups[0]["weight_decay"] == pytest.approx(1e-4, rel=1e-9)
-    assert state.opt_d.param_groups[0]["weight_decay"] == pytest.approx(5e-4, rel=1e-9)
+    assert state.players["G"].opt.param_groups[0]["weight_decay"] == pytest.approx(1e-4, rel=1e-9)
+    assert state.players["D"].opt.param_groups[0]["weight_decay"] == pytest.approx(5e-4, rel=1e-9)
 
 
 def test_translation_moves_a_pixel_within_the_ratio():
@@ -112,7 +114,7 @@ def test_diffaugment_is_differentiable_and_rejects_bad_input():
 def test_augment_yaml_builds_and_steps(name, make_cfg):
     """augment=<name> wraps D; one D and one G step move each player."""
     _, d_change, g_change, logs, built = train_one_step(make_cfg(f"augment={name}"))
-    assert isinstance(built["state"].D, AugmentedDiscriminator)
+    assert isinstance(built["state"].players["D"].net, AugmentedDiscriminator)
     assert 0 < max(d_change.values()) < 1
     assert 0 < max(g_change.values()) < 1
 
@@ -123,23 +125,24 @@ def test_stabilized_run_checkpoints_plain_models_and_resumes_exactly(make_cfg, t
     keys = ("augment=diffaugment", "model.sn_g=true", "model.sn_d=true")
     train(make_cfg(*keys), tmp_path / "a", keys)
     a = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=True)
-    assert not any(k.startswith(("module.", "augment.")) for k in a["D"])
-    assert any("parametrizations" in k for k in a["D"])
+    assert not any(k.startswith(("module.", "augment.")) for k in a["players"]["D"]["net"])
+    assert any("parametrizations" in k for k in a["players"]["D"]["net"])
 
     step2 = str(tmp_path / "a" / "checkpoints" / "step_0000002.pt")
     train(make_cfg(f"resume={step2}"), tmp_path / "b", [f"resume={step2}"])
     b = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
-    for name in ("G", "D", "G_ema"):
-        assert a[name].keys() == b[name].keys()
-        for k in a[name]:
-            assert torch.equal(a[name][k], b[name][k]), (name, k)
+    for name, part in (("G", "net"), ("D", "net"), ("G", "ema")):
+        sa, sb = a["players"][name][part], b["players"][name][part]
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert torch.equal(sa[k], sb[k]), (name, part, k)
 
     from omegaconf import OmegaConf
 
     from ganrun.build import build_generator
 
     G = build_generator(OmegaConf.create(a["config"]).model, tuple(a["data"]["shape"]))
-    G.load_state_dict(a["G_ema"])
+    G.load_state_dict(a["players"]["G"]["ema"])
     G.eval()
     out = generate(G, torch.randn(5, 100), 5)
     assert out.shape == (5, 1, 16, 16)

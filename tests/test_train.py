@@ -15,13 +15,13 @@ from PIL import Image
 from rich.console import Console
 
 import ganrun
-from ganrun.build import build_data, build_loss, build_state
+from ganrun.build import build_data, build_state
 from ganrun.errors import GanrunError
 from ganrun.tracking.tracker import Tracker
 from ganrun.training.loop import LoopConfig, fit
-from ganrun.training.train import autocast_factory, train
+from ganrun.training.train import train
 
-TENSOR_KEYS = ("G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d", "rng")
+TENSOR_KEYS = ("players", "rng")
 
 
 def quiet() -> Console:
@@ -130,24 +130,13 @@ def test_checkpoint_contents(smoke_run):
     ckpts = sorted(p.name for p in (smoke_run / "checkpoints").iterdir())
     assert ckpts == ["last.pt", "step_0000002.pt", "step_0000004.pt"]
     ckpt = load(smoke_run / "checkpoints" / "last.pt")
-    required = {
-        "G",
-        "D",
-        "G_ema",
-        "opt_g",
-        "opt_d",
-        "scaler_g",
-        "scaler_d",
-        "step",
-        "rng",
-        "config",
-        "data",
-        "version",
-        "format",
-    }
-    assert required <= set(ckpt)
+    required = {"players", "method", "schedules", "step", "best", "rng", "config", "data"}
+    assert required | {"version", "format"} == set(ckpt)
+    assert set(ckpt["players"]) == {"G", "D"}
+    assert set(ckpt["players"]["G"]) == {"net", "opt", "scaler", "ema"}
+    assert set(ckpt["players"]["D"]) == {"net", "opt", "scaler"}  # D has no EMA copy
     assert ckpt["step"] == 4
-    assert ckpt["format"] == "ganrun.checkpoint/1"
+    assert ckpt["format"] == "ganrun.checkpoint/2"
     assert ckpt["version"] == ganrun.__version__
     assert ckpt["data"]["shape"] == [1, 16, 16]
     config = ckpt["config"]
@@ -155,8 +144,9 @@ def test_checkpoint_contents(smoke_run):
     assert config["model"]["generator"]["_target_"] == "ganrun.models.dcgan.DCGANGenerator"
     assert config["model"]["discriminator"]["_target_"] == "ganrun.models.dcgan.DCGANDiscriminator"
     assert config["trainer"]["max_steps"] == 4
-    for name in ("G", "D", "G_ema"):
-        assert all(isinstance(v, torch.Tensor) for v in ckpt[name].values()), name
+    for name, part in (("G", "net"), ("D", "net"), ("G", "ema")):
+        tensors = ckpt["players"][name][part].values()
+        assert all(isinstance(v, torch.Tensor) for v in tensors), (name, part)
     assert set(ckpt["rng"]) >= {"torch", "python", "numpy"}
     # last.pt is the step-4 checkpoint, byte for byte
     assert (smoke_run / "checkpoints" / "last.pt").read_bytes() == (
@@ -187,7 +177,10 @@ def test_resume_into_new_folder_is_bit_exact(tmp_path, overrides):
         assert_bit_equal(ckpt_a[key], ckpt_b[key], key)
     # training did happen after step 2 (so the equality above is not vacuous)
     ckpt_2 = load(a / "checkpoints" / "step_0000002.pt")
-    assert any(not torch.equal(ckpt_2["G"][k], ckpt_a["G"][k]) for k in ckpt_a["G"])
+    assert any(
+        not torch.equal(ckpt_2["players"]["G"]["net"][k], ckpt_a["players"]["G"]["net"][k])
+        for k in ckpt_a["players"]["G"]["net"]
+    )
     # B logs only the steps it trained, with A's exact losses
     rows_a, rows_b = metrics(a), metrics(b)
     assert [r["step"] for r in rows_b] == [3, 4]
@@ -288,7 +281,9 @@ def test_bf16_on_cpu_trains(tmp_path):
         assert isinstance(r["loss/d"], float) and 0.0 < r["loss/d"] < 5.0
         assert isinstance(r["loss/g"], float) and 0.0 < r["loss/g"] < 5.0
     ckpt = load(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert {v.dtype for v in ckpt["G"].values() if v.is_floating_point()} == {torch.float32}
+    assert {v.dtype for v in ckpt["players"]["G"]["net"].values() if v.is_floating_point()} == {
+        torch.float32
+    }
 
 
 def test_fp16_on_cpu_is_refused(tmp_path):
@@ -327,32 +322,23 @@ def test_n_critic_draws_n_batches_per_generator_step(tmp_path):
     data = build_data(cfg)
     state = build_state(cfg, data.shape, torch.device("cpu"))
     batches = CountingBatches(data.batches(8, cfg.seed, 0, "cpu"))
-    loop_cfg = LoopConfig(
-        max_steps=4,
-        batch_size=8,
-        n_critic=3,
-        ema_decay=0.999,
-        log_every=1,
-        sample_every=0,
-        ckpt_every=0,
-    )
+    loop_cfg = LoopConfig(max_steps=4, log_every=1, sample_every=0, ckpt_every=0)
     saves: list[bool] = []
+    method = state.components["method"]
     fit(
         state,
-        build_loss(cfg),
+        method,
         batches,
         loop_cfg,
-        cfg.model.z_dim,
-        torch.randn(4, cfg.model.z_dim),
-        autocast_factory(torch.device("cpu"), "fp32"),
         Tracker(tmp_path, quiet()),
         tmp_path / "samples",
         saves.append,
+        fixed_inputs=method.sample_inputs(4, 0),
     )
     assert batches.calls == 12
     assert state.step == 4
-    assert adam_steps(state.opt_d) == {12}
-    assert adam_steps(state.opt_g) == {4}
+    assert adam_steps(state.players["D"].opt) == {12}
+    assert adam_steps(state.players["G"].opt) == {4}
     assert saves == [False]  # ckpt_every=0: one final, non-periodic checkpoint
 
 
@@ -360,5 +346,5 @@ def test_train_passes_n_critic_to_the_loop(tmp_path):
     """train() with trainer.n_critic=3 takes 12 D optimizer steps and 4 G steps in 4 steps."""
     run(tmp_path / "run", "trainer.n_critic=3")
     ckpt = load(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert {int(s["step"]) for s in ckpt["opt_d"]["state"].values()} == {12}
-    assert {int(s["step"]) for s in ckpt["opt_g"]["state"].values()} == {4}
+    assert {int(s["step"]) for s in ckpt["players"]["D"]["opt"]["state"].values()} == {12}
+    assert {int(s["step"]) for s in ckpt["players"]["G"]["opt"]["state"].values()} == {4}
