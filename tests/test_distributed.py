@@ -93,13 +93,24 @@ CASES = {  # BN-free models, so per-rank batches see the same ops as one global 
     "ns": ["model=mlp", "dataset=ring8", "loss=ns"],
     "wgan_gp": ["model=mlp", "dataset=ring8", "loss=wgan_gp"],  # double backward through D
     "acgan": ["model=mlp", "dataset=digits", "conditioning=acgan"],  # D's aux head under DDP
+    # 2 micro-batches of B/2 per rank (gradients synchronised once per phase): the same update
+    "ns_accumulate2": ["model=mlp", "dataset=ring8", "loss=ns", "trainer.accumulate=2"],
 }
 B = 8  # per rank
 
 
+def counting_allreduce(counter: dict, bucket):
+    """DDP's default all-reduce, counted (a comm hook: one call per gradient bucket synced)."""
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    counter["calls"] += 1
+    return allreduce_hook(None, bucket)
+
+
 def one_update(cfg: dict, ranks: Ranks, batch_size: int) -> dict[str, torch.Tensor]:
     """One D step and one G step as fit() makes them, this rank's share of global batch 0 and
-    of a fixed global z; returns the plain G's and D's state after the update."""
+    of a fixed global z, in trainer.accumulate micro-batches; returns the plain G's and D's
+    state after the update (and, under DDP, how many gradient all-reduces each player ran)."""
     cfg = OmegaConf.create(cfg)
     data = build_data(cfg)
     cpu = torch.device("cpu")
@@ -116,11 +127,23 @@ def one_update(cfg: dict, ranks: Ranks, batch_size: int) -> dict[str, torch.Tens
     torch.manual_seed(7)
     torch.rand(ranks.rank * batch_size)
     G, D = state.players["G"], state.players["D"]
-    d_step(G, D, loss, [MicroBatch(real, labels, z[0, rows])], contextlib.nullcontext)
-    g_step(G, D, loss, [MicroBatch(real, labels, z[1, rows])], contextlib.nullcontext)
+    calls = {name: {"calls": 0} for name in "GD"}
+    if ranks.world > 1:
+        for name, player in state.players.items():
+            player.net.register_comm_hook(calls[name], counting_allreduce)
+    k = cfg.trainer.get("accumulate", 1)
+    parts = [slice(i * batch_size // k, (i + 1) * batch_size // k) for i in range(k)]
+
+    def micro(z_rows):
+        y = [None] * k if labels is None else [labels[p] for p in parts]
+        return [MicroBatch(real[p], y_p, z_rows[p]) for p, y_p in zip(parts, y)]
+
+    d_step(G, D, loss, micro(z[0, rows]), contextlib.nullcontext)
+    g_step(G, D, loss, micro(z[1, rows]), contextlib.nullcontext)
     return {
         **{f"G.{k}": v for k, v in unwrap(state.players["G"].net).state_dict().items()},
         **{f"D.{k}": v for k, v in unwrap(state.players["D"].net).state_dict().items()},
+        **{f"calls/{name}": torch.tensor(c["calls"]) for name, c in calls.items()},
     }
 
 
@@ -168,15 +191,22 @@ def test_two_ranks_of_b_update_like_one_process_of_2b(make_cfg, tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     torch.set_num_threads(1)
     for name, cfg in cfgs.items():
-        single = one_update(cfg, Ranks(), 2 * B)
+        single = one_update(cfgs[name.split("_accumulate")[0]], Ranks(), 2 * B)
         init = initial(cfg)
         half = one_update(cfg, Ranks(), B)  # rank 0's rows, no averaging
         for key, expected in single.items():
+            if key.startswith("calls/"):
+                continue
             for r in range(2):
                 torch.testing.assert_close(ranks[r][name][key], expected, msg=f"{name} {key}")
-        moved = [k for k in single if not torch.equal(single[k], init[k])]
+        moved = [k for k in init if not torch.equal(single[k], init[k])]
         assert any(k.startswith("G.") for k in moved) and any(k.startswith("D.") for k in moved)
         assert any(not torch.allclose(half[k], single[k], rtol=0, atol=1e-6) for k in moved)
+    # accumulation syncs once per phase: as many all-reduces as without it (and some)
+    for r in range(2):
+        for player in "GD":
+            plain, accumulated = (ranks[r][c][f"calls/{player}"] for c in ("ns", "ns_accumulate2"))
+            assert int(accumulated) == int(plain) >= 1, (r, player)
 
 
 # ------------------------------------------------------------------ torchrun end to end
