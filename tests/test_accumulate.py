@@ -8,7 +8,7 @@ import contextlib
 import pytest
 import torch
 from conftest import compose_cfg
-from test_train import TENSOR_KEYS, assert_bit_equal, load, metrics, resume, run
+from test_train import TENSOR_KEYS, assert_bit_equal, load, run, run_and_resume
 
 import ganrun.losses.penalties as penalties
 from ganrun.build import build_loss, build_state
@@ -83,13 +83,10 @@ def test_accumulate_draws_k_batches_and_steps_once(tmp_path):
 
 def test_resume_with_accumulation_is_bit_exact(tmp_path):
     """The batch stream restarts at step x n_critic x accumulate: resuming is bit for bit."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    run(a, "trainer.accumulate=3")
-    resume(b, a / "checkpoints" / "step_0000002.pt")
-    ckpt_a, ckpt_b = load(a / "checkpoints" / "last.pt"), load(b / "checkpoints" / "last.pt")
+    ckpt_a, ckpt_b, rows_a, rows_b = run_and_resume(tmp_path, "trainer.accumulate=3")
     for key in TENSOR_KEYS:
         assert_bit_equal(ckpt_a[key], ckpt_b[key], key)
-    assert [r["loss/d"] for r in metrics(a)[2:]] == [r["loss/d"] for r in metrics(b)]
+    assert [r["loss/d"] for r in rows_a[2:]] == [r["loss/d"] for r in rows_b]
 
 
 def test_accumulate_must_be_positive(tmp_path):

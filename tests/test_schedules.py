@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import compose_cfg
 from test_config import options
-from test_train import TENSOR_KEYS, assert_bit_equal, load, metrics, resume, run
+from test_train import TENSOR_KEYS, assert_bit_equal, load, metrics, run, run_and_resume
 
 from ganrun.build import build_data, build_schedules, build_state
 from ganrun.errors import GanrunError
@@ -174,13 +174,9 @@ def test_resume_with_a_schedule_is_bit_exact(tmp_path):
         "+schedule.b2.shape._target_=ganrun.training.schedules.Cosine",
         "+schedule.b2.shape.final=0.9",
     )
-    a, b = tmp_path / "a", tmp_path / "b"
-    run(a, *overrides)
-    resume(b, a / "checkpoints" / "step_0000002.pt")
-    ckpt_a, ckpt_b = load(a / "checkpoints" / "last.pt"), load(b / "checkpoints" / "last.pt")
+    ckpt_a, ckpt_b, rows_a, rows_b = run_and_resume(tmp_path, *overrides)
     for key in (*TENSOR_KEYS, "schedules"):
         assert_bit_equal(ckpt_a[key], ckpt_b[key], key)
-    rows_a, rows_b = metrics(a), metrics(b)
     assert [r["step"] for r in rows_b] == [3, 4]
     for ra, rb in zip(rows_a[2:], rows_b):
         for key in ("loss/d", "loss/g", "lr/g", "lr/d", "beta2/d"):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import compose_cfg
 from omegaconf import OmegaConf
-from test_train import TENSOR_KEYS, assert_bit_equal, load, metrics, resume, run
+from test_train import TENSOR_KEYS, assert_bit_equal, load, metrics, run, run_and_resume
 from torch import nn
 
 from ganrun.build import build_generator, build_loss, build_state, check_trainer
@@ -90,10 +90,7 @@ def test_channels_last_skips_points_and_mlps():
 
 def test_resume_with_channels_last_is_bit_exact(tmp_path):
     """trainer.channels_last=true trains, checkpoints plain tensors and resumes bit for bit."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    run(a, "trainer.channels_last=true")
-    resume(b, a / "checkpoints" / "step_0000002.pt")
-    ckpt_a, ckpt_b = load(a / "checkpoints" / "last.pt"), load(b / "checkpoints" / "last.pt")
+    ckpt_a, ckpt_b, _, _ = run_and_resume(tmp_path, "trainer.channels_last=true")
     for key in TENSOR_KEYS:
         assert_bit_equal(ckpt_a[key], ckpt_b[key], key)
     # and a channels_last checkpoint loads into a plain NCHW generator

@@ -49,6 +49,16 @@ def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def run_and_resume(tmp_path: Path, *overrides: str) -> tuple[dict, dict, list, list]:
+    """Run A (smoke, 4 steps) with `overrides`, resume its step-2 checkpoint into folder B;
+    returns (A's last.pt, B's last.pt, A's metrics rows, B's metrics rows)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(a, *overrides)
+    resume(b, a / "checkpoints" / "step_0000002.pt")
+    ckpts = load(a / "checkpoints" / "last.pt"), load(b / "checkpoints" / "last.pt")
+    return (*ckpts, metrics(a), metrics(b))
+
+
 def assert_bit_equal(a, b, where: str = "") -> None:
     """Every tensor in the nested structures a and b is equal bit for bit; other leaves ==."""
     if isinstance(a, torch.Tensor):

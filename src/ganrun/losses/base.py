@@ -65,7 +65,7 @@ class AdversarialLoss:
         loss = self.d_objective(real_logits.float(), fake_logits.float())
         logs: Logs = {"d/real": real_logits.detach().mean(), "d/fake": fake_logits.detach().mean()}
         for name, penalty in self.penalties.items():
-            if d_step % penalty.every:
+            if not penalty.due(d_step):
                 continue
             value = penalty(D if penalty_D is None else penalty_D, real, fake, grad_scale)
             loss = loss + penalty.weight * penalty.every * value

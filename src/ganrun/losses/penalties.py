@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ganrun.losses.lazy import LazyTerm
+
 
 def input_gradient(D: nn.Module, x: Tensor, grad_scale: Tensor | None = None) -> Tensor:
     """dD(x)/dx per sample, flattened to (B, -1) and cast to float32; kept in the graph so a
@@ -98,18 +100,11 @@ def zero_centered_penalty(D: nn.Module, x: Tensor, grad_scale: Tensor | None = N
     return 0.5 * input_gradient(D, x, grad_scale).pow(2).sum(dim=1).mean()
 
 
-class Penalty:
-    """A penalty on D with its weight; subclasses return the unweighted batch value.
-
-    every: apply on every k-th D step only, weighted by k (lazy regularisation).
-    grad_scale: the fp16 grad scaler's scale for the inner gradient (see input_gradient).
+class Penalty(LazyTerm):
+    """A penalty on D with its weight and lazy interval (see LazyTerm); subclasses return the
+    unweighted batch value. grad_scale: the fp16 grad scaler's scale for the inner gradient
+    (see input_gradient).
     """
-
-    def __init__(self, weight: float, every: int = 1) -> None:
-        if every < 1:
-            raise ValueError(f"penalty interval every={every} must be >= 1")
-        self.weight = weight
-        self.every = every
 
     def __call__(
         self, D: nn.Module, real: Tensor, fake: Tensor, grad_scale: Tensor | None = None

@@ -12,19 +12,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ganrun.losses.lazy import LazyTerm
 
-class GeneratorRegulariser:
-    """A regulariser of G with its weight; subclasses return the unweighted value.
 
-    `G` is the callable generator (labels bound for conditional models), `net` the plain
-    module (for weight-based regularisers), `z` the step's latents.
+class GeneratorRegulariser(LazyTerm):
+    """A regulariser of G with its weight and lazy interval (see LazyTerm); subclasses return
+    the unweighted value. `G` is the callable generator (labels bound for conditional models),
+    `net` the plain module (for weight-based regularisers), `z` the step's latents.
     """
-
-    def __init__(self, weight: float, every: int = 1) -> None:
-        if every < 1:
-            raise ValueError(f"regulariser interval every={every} must be >= 1")
-        self.weight = weight
-        self.every = every
 
     def __call__(
         self, G: nn.Module, net: nn.Module, z: Tensor, grad_scale: Tensor | None = None

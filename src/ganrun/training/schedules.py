@@ -132,48 +132,50 @@ class Parameter:
         raise NotImplementedError
 
 
-def _player(run: Any, name: str, key: str) -> Any:
-    players = run.state.players
-    if name not in players:
-        raise GanrunError(
-            f"schedule: {key} names player {name!r}, but this method's players are "
-            f"{', '.join(players)}. Set the entry's player= to one of them."
-        )
-    return players[name]
+class PlayerParameter(Parameter):
+    """A value of one player's optimizer; `player` names it (method=gan: G or D)."""
 
-
-class LearningRate(Parameter):
-    """Every param group's lr of one player (times its lazy-regularisation ratio)."""
+    prefix = ""  # the log key is <prefix>/<player in lower case>
 
     def __init__(self, player: str, shape: Any) -> None:
         super().__init__(shape)
         self.player = player
 
     def key(self) -> str:
-        return f"lr/{self.player.lower()}"
+        return f"{self.prefix}/{self.player.lower()}"
+
+    def of(self, run: Any) -> Any:
+        players = run.state.players
+        if self.player not in players:
+            raise GanrunError(
+                f"schedule: {self.key()} names player {self.player!r}, but this method's "
+                f"players are {', '.join(players)}. Set the entry's player= to one of them."
+            )
+        return players[self.player]
+
+
+class LearningRate(PlayerParameter):
+    """Every param group's lr of one player (times its lazy-regularisation ratio)."""
+
+    prefix = "lr"
 
     def read(self, run: Any) -> float:
-        p = _player(run, self.player, self.key())
+        p = self.of(run)
         return p.opt.param_groups[0]["lr"] / p.reg_ratio
 
     def write(self, run: Any, value: float) -> None:
-        p = _player(run, self.player, self.key())
+        p = self.of(run)
         for group in p.opt.param_groups:
             group["lr"] = value * p.reg_ratio
 
 
-class AdamBeta2(Parameter):
+class AdamBeta2(PlayerParameter):
     """Adam's beta2 of one player (raised to its lazy-regularisation ratio)."""
 
-    def __init__(self, player: str, shape: Any) -> None:
-        super().__init__(shape)
-        self.player = player
-
-    def key(self) -> str:
-        return f"beta2/{self.player.lower()}"
+    prefix = "beta2"
 
     def read(self, run: Any) -> float:
-        p = _player(run, self.player, self.key())
+        p = self.of(run)
         if "betas" not in p.opt.param_groups[0]:
             raise GanrunError(
                 f"schedule: {self.key()} needs an optimizer with betas (Adam); player "
@@ -182,7 +184,7 @@ class AdamBeta2(Parameter):
         return p.opt.param_groups[0]["betas"][1] ** (1.0 / p.reg_ratio)
 
     def write(self, run: Any, value: float) -> None:
-        p = _player(run, self.player, self.key())
+        p = self.of(run)
         for group in p.opt.param_groups:
             group["betas"] = (group["betas"][0], value**p.reg_ratio)
 

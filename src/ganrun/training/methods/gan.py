@@ -115,7 +115,7 @@ def g_regularisation(
     """sum of weight * every * value over the regularisers due on G step `index`."""
     total, logs = None, {}
     for name, reg in regularisers.items():
-        if index % reg.every:
+        if not reg.due(index):
             continue
         value = reg(G, net, z, grad_scale)
         term = reg.weight * reg.every * value
