@@ -24,7 +24,14 @@ from omegaconf import OmegaConf
 from ganrun.build import build_data, build_discriminator, build_generator, build_loss, build_state
 from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError
-from ganrun.training.distributed import Ranks, check, launch_devices, rank_batches, wrap_models
+from ganrun.training.distributed import (
+    Ranks,
+    any_rank,
+    check,
+    launch_devices,
+    rank_batches,
+    wrap_models,
+)
 from ganrun.training.methods.gan import MicroBatch, d_step, g_step
 from ganrun.training.players import unwrap
 from ganrun.training.train import train
@@ -164,6 +171,8 @@ def _ddp_worker(
     dist.init_process_group("gloo", store=dist.FileStore(store, world), rank=rank, world_size=world)
     try:
         results = {name: one_update(cfg, Ranks(rank, world), B) for name, cfg in cfgs.items()}
+        # a signal on rank 1 only: every rank learns of it in the same step (and stops there)
+        results["any_rank"] = {"signal": torch.tensor([any_rank(rank == 1), any_rank(False)])}
         torch.save(results, Path(out) / f"rank{rank}.pt")
         # the whole of train() with each rank given its own folder: only rank 0's is written
         train(OmegaConf.create(smoke), Path(out) / f"run{rank}")
@@ -189,6 +198,7 @@ def test_two_ranks_of_b_update_like_one_process_of_2b(make_cfg, tmp_path):
     assert [json.loads(ln)["step"] for ln in metrics] == [1, 2, 3, 4]
     assert torch.load(tmp_path / "run0/checkpoints/last.pt", weights_only=True)["step"] == 4
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert [r["any_rank"]["signal"].tolist() for r in ranks] == [[True, False], [True, False]]
     torch.set_num_threads(1)
     for name, cfg in cfgs.items():
         single = one_update(cfgs[name.split("_accumulate")[0]], Ranks(), 2 * B)

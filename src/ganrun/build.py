@@ -75,16 +75,28 @@ def check_trainer(trainer: DictConfig, device: torch.device) -> None:
     for key in ("log_every", "sample_every", "ckpt_every"):
         if trainer[key] < 0:
             raise GanrunError(f"trainer.{key}={trainer[key]} must be >= 0 (0: only at the end).")
+    if trainer.get("keep_last", 0) < 0:  # older checkpoints' configs lack the key
+        raise GanrunError(
+            f"trainer.keep_last={trainer.keep_last} must be >= 0 (the newest N step_<N>.pt are "
+            "kept; 0: all)."
+        )
     if trainer.get("eval_every", 0) < 0:
         raise GanrunError(f"trainer.eval_every={trainer.eval_every} must be >= 0 (0: never).")
     if trainer.get("eval_samples", 1) < 1:
         raise GanrunError(f"trainer.eval_samples={trainer.eval_samples} must be positive.")
-    if trainer.instance_noise < 0 or trainer.instance_noise_steps < 0:
+    if trainer.get("threads", 0) < 0:
+        raise GanrunError(f"trainer.threads={trainer.threads} must be >= 0 (0: torch's default).")
+    if trainer.get("max_rollbacks", 0) < 0:
+        raise GanrunError(
+            f"trainer.max_rollbacks={trainer.max_rollbacks} must be >= 0 (0: stop at the first "
+            f"non-finite value even with trainer.on_nonfinite=rollback)."
+        )
+    if not trainer.instance_noise >= 0 or trainer.instance_noise_steps < 0:  # NaN fails too
         raise GanrunError(
             f"trainer.instance_noise={trainer.instance_noise} and trainer.instance_noise_steps="
             f"{trainer.instance_noise_steps} must be >= 0."
         )
-    if trainer.grad_clip < 0:
+    if not trainer.grad_clip >= 0:  # NaN fails too
         raise GanrunError(f"trainer.grad_clip={trainer.grad_clip} must be >= 0 (0: no clipping).")
     EmaRate(trainer.ema_decay, trainer.get("ema_kimg", 0.0), trainer.get("ema_rampup"))
     check_perf_keys(trainer)

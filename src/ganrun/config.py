@@ -29,6 +29,12 @@ class Direction(str, Enum):
     maximize = "maximize"  # higher is better (eval/hq_pct, eval/modes)
 
 
+class OnNonFinite(str, Enum):
+    stop = "stop"  # end the run with a message naming the step, the value, the last good checkpoint
+    skip = "skip"  # drop the update whose loss is not finite (checks every step: a host sync)
+    rollback = "rollback"  # reload the last good checkpoint with learning rates halved
+
+
 class Reduce(str, Enum):
     best = "best"  # the best value any logged step reached (robust to a late collapse)
     last = "last"  # the value at the last step that logged the metric
@@ -66,6 +72,9 @@ class TrainerConfig:
     log_every: int = 50  # steps between metrics.jsonl lines
     sample_every: int = 500  # steps between sample grids (fixed noise)
     ckpt_every: int = 1000  # steps between step_<N>.pt (last.pt is also kept)
+    keep_last: int = 0  # keep the newest N step_<N>.pt (last.pt and best.pt always); 0 = all
+    on_nonfinite: OnNonFinite = OnNonFinite.stop  # a NaN/inf loss or weight: stop | skip | rollback
+    max_rollbacks: int = 3  # on_nonfinite=rollback: at most this many reloads, then stop
     eval_every: int = 0  # steps between eval/* metrics (datasets with evaluate()); 0 = never
     eval_samples: int = 2500  # generated samples per evaluation (fixed noise from seed)
     n_samples: int = 64  # images in each sample grid

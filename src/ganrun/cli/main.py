@@ -14,9 +14,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
 
+from ganrun.checks import check_config
 from ganrun.cli.preflight import preflight
 from ganrun.config import CONF, register
-from ganrun.errors import GanrunError
+from ganrun.errors import GanrunError, RunInterrupted
+from ganrun.training.run_lock import LOCK_NAME
 
 
 def _train(cfg: DictConfig) -> dict | float:
@@ -32,10 +34,16 @@ def _train(cfg: DictConfig) -> dict | float:
 
     hc = HydraConfig.get()
     run_dir, overrides = Path(hc.runtime.output_dir), list(hc.overrides.task)
+    if not cfg.resume:  # a SLURM job requeued after a preemption continues its own run
+        from ganrun.training.resume import requeued_resume
+
+        cfg.resume = requeued_resume(run_dir)
     if not context().is_main:  # DDP ranks > 0 train their share; rank 0 records the job
         return train(cfg, run_dir, overrides, hc)
     objective = Objective.from_config(cfg.objective)
     with recorded(run_dir, overrides, keep_failed=_multirun()) as record:
+        if _multirun():  # preflight checked a single run's values; a sweep job checks its own
+            check_config(cfg)
         record.threads = cfg.trainer.threads or torch.get_num_threads()
         if not cfg.resume:  # a resumed run's cadences come from its checkpoint
             check_evaluated(objective, cfg.trainer.eval_every)
@@ -128,6 +136,9 @@ def _guarded(fn: Callable, records_jobs: bool) -> Callable:
             return _carry_on(fn, cfg)
         try:
             return fn(cfg)
+        except RunInterrupted as err:
+            _print_error(str(err))
+            sys.exit(err.exit_code)
         except GanrunError as err:
             _print_error(str(err))
             _remove_if_empty(HydraConfig.get().runtime.output_dir)
@@ -140,6 +151,9 @@ def _carry_on(fn: Callable, cfg: DictConfig) -> Any:
     """A sweep job: report a failure and return None (no objective) instead of ending the sweep."""
     try:
         return fn(cfg)
+    except RunInterrupted as err:  # a signal stops the whole sweep, not just this job
+        _print_error(str(err))
+        sys.exit(err.exit_code)
     except Exception as err:
         from ganrun.errors import first_line
 
@@ -157,9 +171,15 @@ def _print_error(message: str) -> None:
 
 
 def _remove_if_empty(folder: str) -> None:
-    """Hydra makes the run folder before the task starts; a run that failed up front leaves none."""
+    """Hydra makes the run folder before the task starts; a run that failed up front leaves none
+    (its released run lock, the only file it made, goes too)."""
     path = Path(folder)
-    if path.is_dir() and path != Path.cwd() and not any(path.iterdir()):
+    if not path.is_dir() or path == Path.cwd():
+        return
+    lock = path / LOCK_NAME
+    if [p.name for p in path.iterdir()] == [LOCK_NAME]:
+        lock.unlink()
+    if not any(path.iterdir()):
         path.rmdir()
 
 

@@ -8,6 +8,7 @@ one's wall time and objective without parsing logs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import traceback
@@ -17,14 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganrun.errors import GanrunError, first_line
+from ganrun.errors import GanrunError, RunInterrupted, first_line
 
 JOB_FILE = "job.json"
 
 
 @dataclass
 class JobRecord:
-    status: str  # completed | failed
+    status: str  # completed | failed | interrupted (a signal: last.pt saved, resumable)
     overrides: list[str] = field(default_factory=list)  # the job's command-line overrides
     wall_s: float = 0.0  # seconds in train() (summed over resumed legs)
     error: str | None = None  # first line of the error of a failed job
@@ -66,15 +67,26 @@ def recorded(run_dir: str | Path, overrides: list[str], keep_failed: bool) -> It
     start = time.perf_counter()
     try:
         yield record
+    except RunInterrupted as err:
+        record.status, record.error = "interrupted", first_line(err)
+        record.wall_s = earlier_wall(previous) + time.perf_counter() - start
+        write_record(run_dir, record)
+        raise
     except Exception as err:
         record.status, record.error = "failed", first_line(err)
         if not isinstance(err, GanrunError):
             record.traceback = traceback.format_exc()
         record.wall_s = time.perf_counter() - start
         if fresh and (keep_failed or (run_dir.is_dir() and any(run_dir.iterdir()))):
-            write_record(run_dir, record)
+            with contextlib.suppress(GanrunError):  # a full disk: the job's own error wins
+                write_record(run_dir, record)
         raise
-    # a resumed run continues the wall time of the legs before it
-    earlier = previous.wall_s if previous is not None and previous.status == "completed" else 0.0
-    record.wall_s = earlier + time.perf_counter() - start
+    record.wall_s = earlier_wall(previous) + time.perf_counter() - start
     write_record(run_dir, record)
+
+
+def earlier_wall(previous: JobRecord | None) -> float:
+    """A resumed run continues the wall time of the legs before it (completed or interrupted)."""
+    if previous is None or previous.status not in ("completed", "interrupted"):
+        return 0.0
+    return previous.wall_s

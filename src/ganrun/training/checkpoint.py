@@ -9,6 +9,7 @@ nothing else at hand. Files in the older format (ganrun.checkpoint/1) are upgrad
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ganrun.training.rng import rng_state
 from ganrun.training.state import TrainState
 
 FORMAT = "ganrun.checkpoint/2"
+PERIODIC_NAME = re.compile(r"^step_(\d+)\.pt$")  # step_0001000.pt: trainer.ckpt_every
 
 
 def checkpoint_payload(state: TrainState, config: dict, data: dict) -> dict[str, Any]:
@@ -41,6 +43,25 @@ def save_checkpoint(payload: dict[str, Any], paths: list[Path]) -> None:
     torch.save(payload, buf)
     for path in paths:
         atomic_write(path, buf.getvalue())
+
+
+def prune_checkpoints(folder: Path, keep_last: int) -> list[Path]:
+    """trainer.keep_last: delete all but the newest `keep_last` step_<N>.pt (0 keeps all).
+
+    Newest by the step in the name, not the file time (a copied folder keeps its order) nor
+    the name's order (step_10000000.pt sorts before step_9999999.pt); last.pt, best.pt and
+    any other file are never touched. Returns the removed paths, oldest first."""
+    if keep_last < 0:
+        raise ValueError(f"keep_last={keep_last} must be >= 0 (0 keeps all)")
+    if keep_last == 0 or not folder.is_dir():
+        return []
+    periodic = sorted(
+        (int(m[1]), p) for p in folder.iterdir() if (m := PERIODIC_NAME.match(p.name))
+    )
+    removed = [p for _, p in periodic[: max(len(periodic) - keep_last, 0)]]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def resolve_checkpoint(path: str | Path, key: str) -> Path:

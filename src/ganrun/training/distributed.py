@@ -291,3 +291,14 @@ def silence_logging() -> list[logging.Handler]:
     log.addHandler(handler)
     log.propagate = False
     return [handler]
+
+
+def any_rank(flag: bool) -> bool:
+    """True when `flag` is true on any rank (one all-reduce under DDP; no collective otherwise).
+
+    Called by every rank on every step, so the collective always completes."""
+    if not active():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

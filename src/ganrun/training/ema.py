@@ -36,9 +36,9 @@ class EmaRate:
     def __post_init__(self) -> None:
         if not 0.0 <= self.decay < 1.0:
             raise GanrunError(f"trainer.ema_decay={self.decay} must be in [0, 1).")
-        if self.kimg < 0:
+        if not self.kimg >= 0:  # NaN fails this too
             raise GanrunError(f"trainer.ema_kimg={self.kimg} must be >= 0 (0: use ema_decay).")
-        if self.rampup is not None and self.rampup <= 0:
+        if self.rampup is not None and not self.rampup > 0:
             raise GanrunError(f"trainer.ema_rampup={self.rampup} must be > 0, or null (off).")
 
     def beta(self, step: int, images_seen: int, images_per_step: int) -> float:

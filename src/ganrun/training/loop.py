@@ -5,6 +5,8 @@
         logs = method.step(state, batches, step)
         EMA update of every player that has an EMA copy
         cadences: log (+ eval metrics), sample grid (fixed inputs), checkpoint
+        guards: non-finite losses (log steps) and weights (before a checkpoint); a signal
+                stops the run here, after saving last.pt
 
 The loop never knows how many networks a method has. Losses are read back from the device
 only on log steps, so the hot loop never waits on it.
@@ -26,7 +28,9 @@ from ganrun.tracking.tracker import Tracker
 from ganrun.training.distributed import mean_over_ranks
 from ganrun.training.ema import EmaRate, update_ema
 from ganrun.training.methods.base import Method
+from ganrun.training.nonfinite import NonFiniteGuard
 from ganrun.training.schedules import Progress, Schedules
+from ganrun.training.signals import StopSignals
 from ganrun.training.state import TrainState
 
 
@@ -57,6 +61,13 @@ def learning_rates(state: TrainState) -> dict[str, float]:
     }
 
 
+def skipped_updates(state: TrainState) -> dict[str, float]:
+    """guard/skipped: updates dropped for non-finite gradients (trainer.on_nonfinite=skip)."""
+    if not any(p.skip_nonfinite for p in state.players.values()):
+        return {}
+    return {"guard/skipped": float(sum(p.skipped for p in state.players.values()))}
+
+
 def update_emas(state: TrainState, beta: float) -> None:
     for player in state.players.values():
         if player.ema is not None:
@@ -75,14 +86,19 @@ def fit(
     fixed_inputs: Any = None,
     schedules: Schedules | None = None,
     ema: EmaRate | None = None,
+    guard: NonFiniteGuard | None = None,
+    stop: StopSignals | None = None,
 ) -> dict[str, float]:
     """Train from state.step to cfg.max_steps; returns the last logged metrics.
 
     `evaluate(state)` (when given) runs on eval_due() steps; its metrics go in that step's
     metrics.jsonl line as eval/<name>. samples_dir=None draws no sample grids (DDP ranks > 0).
+    `guard` raises NonFiniteError before a bad value is logged as good or saved; `stop`
+    (signals) ends the run with RunInterrupted after the step it arrived in, last.pt saved.
     """
     schedules = schedules or Schedules()
     ema = ema or EmaRate()
+    guard = guard or NonFiniteGuard()
     per_step = method.images_per_step
     last: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), state.step
@@ -100,7 +116,8 @@ def fit(
             if due(done, cfg.log_every, cfg.max_steps):
                 logs = mean_over_ranks(logs)  # DDP: the mean over the ranks
                 metrics = {k: v.item() for k, v in logs.items()}
-                metrics.update({**learning_rates(state), **scheduled})
+                metrics.update({**learning_rates(state), **scheduled, **skipped_updates(state)})
+                guard.check_logs(metrics, done)
                 now = time.perf_counter()
                 rate = (done - tick_step) * method.reals_per_step / max(now - tick, 1e-9)
                 metrics["perf/img_per_s"] = rate
@@ -115,8 +132,12 @@ def fit(
                 with torch.no_grad():
                     save_samples(method.sample(state, fixed_inputs), path)
                 tracker.log_image("samples", path, done)
-            if due(done, cfg.ckpt_every, cfg.max_steps):
+            stopping = stop is not None and stop.requested_anywhere()
+            if stopping or due(done, cfg.ckpt_every, cfg.max_steps):
+                guard.check_weights(state, done)
                 checkpoint(cfg.ckpt_every > 0 and done % cfg.ckpt_every == 0)
+            if stopping:
+                raise stop.interrupted(done, "checkpoints/last.pt")
     finally:
         tracker.close()
     return last

@@ -138,14 +138,18 @@ def has_conv(model: nn.Module) -> bool:
     return any(p.dim() == 4 for p in model.parameters())
 
 
+def channels_last_applies(state: TrainState, data_shape: tuple[int, ...]) -> bool:
+    """Whether NHWC can help: the data are images and some player convolves."""
+    return len(data_shape) == 3 and any(has_conv(p.net) for p in state.players.values())
+
+
 def channels_last(state: TrainState, data_shape: tuple[int, ...]) -> bool:
     """Put every player's network and EMA copy in channels_last (NHWC) when the data are
     images and a model convolves; returns whether it did. Tensor-core convolutions run NHWC
     natively, so NCHW would pay a transpose on each of them."""
-    players = state.players.values()
-    if len(data_shape) != 3 or not any(has_conv(p.net) for p in players):
+    if not channels_last_applies(state, data_shape):
         return False
-    for player in players:
+    for player in state.players.values():
         for model in player.modules():
             model.to(memory_format=torch.channels_last)
     return True
@@ -233,6 +237,15 @@ def compile_models(state: TrainState, trainer: DictConfig, penalties: list[str])
     return True
 
 
+def layout_batches(
+    batches: Iterator[Batch], state: TrainState, trainer: DictConfig, data_shape: tuple[int, ...]
+) -> Iterator[Batch]:
+    """The batches in the memory format the models train in (NHWC with trainer.channels_last)."""
+    if trainer.get("channels_last", False) and channels_last_applies(state, data_shape):
+        return channels_last_batches(batches)
+    return batches
+
+
 def accelerate(
     state: TrainState,
     batches: Iterator[Batch],
@@ -242,10 +255,10 @@ def accelerate(
 ) -> Iterator[Batch]:
     """Apply trainer.channels_last and trainer.compile to a built (or resumed) state; returns
     the batches to train on (in channels_last when the models are)."""
-    if trainer.get("channels_last", False) and channels_last(state, data_shape):
-        batches = channels_last_batches(batches)
+    if trainer.get("channels_last", False):
+        channels_last(state, data_shape)
     for player in state.players.values():  # after a resume, or the layout change above
         match_optimizer_layout(player.opt)
     if trainer.get("compile", False):
         compile_models(state, trainer, penalties)
-    return batches
+    return layout_batches(batches, state, trainer, data_shape)

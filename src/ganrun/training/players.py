@@ -32,6 +32,9 @@ class Player:
     # StyleGAN2's lazy-regularisation correction for a player regularised every k steps:
     # lr x k/(k+1), Adam betas ^ k/(k+1) (1.0: no correction); schedules keep applying it
     reg_ratio: float = 1.0
+    # trainer.on_nonfinite=skip: drop an update whose gradients are not finite (counted)
+    skip_nonfinite: bool = False
+    skipped: int = 0  # updates dropped so far in this process
 
     def state_dict(self) -> dict[str, Any]:
         out = {

@@ -6,13 +6,19 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ganrun.atomic_io import remove_stale_temps
 from ganrun.errors import GanrunError
 
+# the folders a run writes with atomic_write, where a killed run may have left temp files
+WRITTEN_FOLDERS = (".", "checkpoints", "samples")
 
-def prepare_run_dir(run_dir: Path, continuing: bool, create: bool = True) -> None:
+
+def prepare_run_dir(run_dir: Path, continuing: bool, create: bool = True) -> list[Path]:
     """A new run must not land on an old one; only a resume may reuse a run folder.
 
-    create=False only checks (DDP ranks > 0: they fail with rank 0 but write nothing)."""
+    create=False only checks (DDP ranks > 0: they fail with rank 0 but write nothing).
+    Returns the temp files of killed earlier runs it removed (`.last.pt.tmp<pid>`, ...):
+    this process writes nothing there yet, so its own pid's temps are stale too."""
     # a checkpoints/ folder with no checkpoint in it (a run that failed before its first
     # save) holds nothing to overwrite or resume
     has_ckpt = any((run_dir / "checkpoints").glob("*.pt"))
@@ -25,9 +31,12 @@ def prepare_run_dir(run_dir: Path, continuing: bool, create: bool = True) -> Non
             f"hydra.run.dir={run_dir} already holds a run ({', '.join(taken)}); refusing to "
             f"overwrite it. Pick a new hydra.run.dir{fix}."
         )
-    if create:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (run_dir / "samples").mkdir(exist_ok=True)
+    if not create:
+        return []
+    removed = [p for sub in WRITTEN_FOLDERS for p in remove_stale_temps(run_dir / sub, own=True)]
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    return removed
 
 
 def write_config(

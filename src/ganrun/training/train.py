@@ -6,8 +6,10 @@ rate and the evaluator are attached; the loop (fit) runs the cadences. Only rank
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
-from collections.abc import Sized
+from collections.abc import Iterator, Sized
 from pathlib import Path
 
 import torch
@@ -24,7 +26,7 @@ from ganrun.build import (
     resolve_device,
 )
 from ganrun.data.base import check_batch_size
-from ganrun.errors import GanrunError
+from ganrun.errors import GanrunError, RunInterrupted
 from ganrun.evaluation.during_training import image_evaluator, keep_best, make_evaluator
 from ganrun.sampling.images import save_samples
 from ganrun.tracking.summary import summary_table
@@ -33,17 +35,28 @@ from ganrun.training import distributed
 from ganrun.training.checkpoint import (
     checkpoint_payload,
     load_checkpoint,
+    prune_checkpoints,
     resolve_checkpoint,
     run_folder_of,
     save_checkpoint,
 )
+from ganrun.training.dry_run import dry_step
 from ganrun.training.ema import EmaRate
 from ganrun.training.loop import LoopConfig, fit
-from ganrun.training.perf import accelerate, restore_backend_flags, set_backend_flags
+from ganrun.training.nonfinite import NonFiniteError, NonFiniteGuard
+from ganrun.training.perf import (
+    accelerate,
+    layout_batches,
+    restore_backend_flags,
+    set_backend_flags,
+)
 from ganrun.training.resume import resumed_config
 from ganrun.training.rng import isolated_rng, set_rng_state
+from ganrun.training.rollback import Rollbacks, roll_back
 from ganrun.training.run_folder import prepare_run_dir, write_config
+from ganrun.training.run_lock import RunLock
 from ganrun.training.schedules import ScheduledRun
+from ganrun.training.signals import StopSignals
 
 
 def train(
@@ -83,6 +96,7 @@ def train(
     state.components["schedules"] = schedules
     if isinstance(data, Sized):  # finite data: fail before the run folder is touched
         check_batch_size(len(data), trainer.batch_size, ranks.world)
+    dry_step(cfg, data, device)
     if ckpt is not None:
         state.load_state_dict(ckpt)
         if state.step > trainer.max_steps:
@@ -95,98 +109,158 @@ def train(
     with isolated_rng():  # building extractors draws random init weights before loading
         images = image_evaluator(cfg, data, device) if ranks.is_main else None
 
-    prepare_run_dir(run_dir, continuing, create=ranks.is_main)  # only rank 0 writes
-    handlers = setup_logging(run_dir, console) if ranks.is_main else distributed.silence_logging()
-    threads = torch.get_num_threads()  # restored at the end: train() leaves no global change
-    backend, exit_code = None, 0
-    if trainer.threads:
-        torch.set_num_threads(trainer.threads)
-    backend_flags = set_backend_flags(device, trainer)  # TF32, cuDNN autotuning; restored below
-    try:
-        if ranks.is_main:
-            write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
-            if continuing:
-                truncate_metrics(run_dir / "metrics.jsonl", state.step)
-            else:
-                save_samples(data.preview(trainer.n_samples), run_dir / "reals.png")
-        log.info(
-            "run folder %s (%s, step %d -> %d)", run_dir, device, state.step, trainer.max_steps
+    # one run per folder, held until the end (rank 0 writes; the other ranks write nothing)
+    with RunLock(run_dir) if ranks.is_main else contextlib.nullcontext() as lock:
+        stale = prepare_run_dir(run_dir, continuing, create=ranks.is_main)  # rank 0 writes
+        if lock is not None:
+            lock.own()
+        handlers = (
+            setup_logging(run_dir, console) if ranks.is_main else distributed.silence_logging()
         )
-        # the one place a backend (W&B) is made: under DDP, on rank 0 only
-        if ranks.is_main:
-            backend = build_backend(cfg, run_dir, hydra_cfg, state.step, continuing)
-        config = OmegaConf.to_container(cfg)
-        data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
-
-        def save(paths: list[Path]) -> None:
-            save_checkpoint(checkpoint_payload(state, config, data_facts), paths)
-
-        def checkpoint(periodic: bool) -> None:
-            if not ranks.is_main:
-                return
-            folder = run_dir / "checkpoints"
-            periodic_path = [folder / f"step_{state.step:07d}.pt"] if periodic else []
-            save(periodic_path + [folder / "last.pt"])
-
-        fixed_inputs = method.sample_inputs(trainer.n_samples, cfg.seed)
-        batches = distributed.rank_batches(
-            data,
-            trainer.batch_size,
-            cfg.seed,
-            state.step * method.batches_per_step,
-            device,
-            ranks,
-        )
-        batches = accelerate(state, batches, trainer, data.shape, list(method.penalties()))
-        if ckpt is not None:
-            set_rng_state(ckpt["rng"])
-        distributed.seed_rank(cfg.seed, state.step, ranks)  # W > 1: noise differs per rank
-        distributed.wrap_models(state, device, ranks, trainer.get("sync_batchnorm", False))
-        # keys a checkpoint from an older version lacks keep their LoopConfig defaults
-        loop_cfg = LoopConfig(
-            **{k: trainer[k] for k in LoopConfig.__dataclass_fields__ if k in trainer}
-        )
-        evaluate = None
-        if (
-            loop_cfg.eval_every > 0
-            and (hasattr(data, "evaluate") or images is not None)
-            and ranks.is_main
-        ):
-            evaluate = make_evaluator(data, method, trainer.eval_samples, cfg.seed, images)
-        if images is not None:
-            ref = images.reference
+        threads = torch.get_num_threads()  # restored at the end: train() leaves no global change
+        backend, exit_code = None, 0
+        if trainer.threads:
+            torch.set_num_threads(trainer.threads)
+        backend_flags = set_backend_flags(device, trainer)  # TF32, cuDNN autotuning; restored below
+        try:
+            if ranks.is_main:
+                write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
+                if continuing:
+                    truncate_metrics(run_dir / "metrics.jsonl", state.step)
+                else:
+                    save_samples(data.preview(trainer.n_samples), run_dir / "reals.png")
             log.info(
-                "eval/* image metrics: %s features (%d-d), reference of %d real images (%s)",
-                images.extractor.name,
-                images.dims,
-                ref.n,
-                ref.path or "not cached",
+                "run folder %s (%s, step %d -> %d)", run_dir, device, state.step, trainer.max_steps
             )
-            best = run_dir / "checkpoints" / "best.pt"
-            evaluate = keep_best(evaluate, state, lambda: save([best]), images.extractor.name)
-        last = fit(
-            state,
-            method,
-            batches,
-            loop_cfg,
-            Tracker(run_dir, console, backend) if ranks.is_main else distributed.SilentTracker(),
-            run_dir / "samples" if ranks.is_main else None,
-            checkpoint,
-            evaluate,
-            fixed_inputs,
-            schedules,
-            ema,
-        )
-        distributed.barrier()  # rank 0 has written the last checkpoint
-        features = None if images is None else images.extractor.name
-        console.print(summary_table(run_dir, state, time.perf_counter() - start, last, features))
-        return last
-    except BaseException:
-        exit_code = 1  # the backend's run is marked failed (a sweep's other jobs go on)
-        raise
-    finally:
-        if backend is not None:
-            backend.close(exit_code)
-        restore_backend_flags(backend_flags)
-        torch.set_num_threads(threads)
-        teardown_logging(handlers)
+            for path in stale:
+                log.info("removed %s, a temporary file of a run that was killed", path)
+            # the one place a backend (W&B) is made: under DDP, on rank 0 only
+            if ranks.is_main:
+                backend = build_backend(cfg, run_dir, hydra_cfg, state.step, continuing)
+            config = OmegaConf.to_container(cfg)
+            data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
+
+            def save(paths: list[Path]) -> None:
+                save_checkpoint(checkpoint_payload(state, config, data_facts), paths)
+
+            guard = NonFiniteGuard(trainer.get("on_nonfinite", "stop"))
+            rollbacks = Rollbacks(trainer.get("max_rollbacks", 3))
+            for player in state.players.values():
+                player.skip_nonfinite = guard.policy == "skip"
+
+            def checkpoint(periodic: bool) -> None:
+                folder = run_dir / "checkpoints"
+                if ranks.is_main:
+                    periodic_path = [folder / f"step_{state.step:07d}.pt"] if periodic else []
+                    save(periodic_path + [folder / "last.pt"])
+                    if periodic:
+                        prune_checkpoints(folder, trainer.get("keep_last", 0))
+                guard.last_good = str(folder / "last.pt")  # every rank reads rank 0's on rollback
+                rollbacks.saved()
+
+            def batches_from(step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+                start = step * method.batches_per_step  # the stream is a function of (seed, index)
+                return distributed.rank_batches(
+                    data, trainer.batch_size, cfg.seed, start, device, ranks
+                )
+
+            fixed_inputs = method.sample_inputs(trainer.n_samples, cfg.seed)
+            batches = accelerate(
+                state, batches_from(state.step), trainer, data.shape, list(method.penalties())
+            )
+            if ckpt is not None:
+                set_rng_state(ckpt["rng"])
+            distributed.seed_rank(cfg.seed, state.step, ranks)  # W > 1: noise differs per rank
+            distributed.wrap_models(state, device, ranks, trainer.get("sync_batchnorm", False))
+            # keys a checkpoint from an older version lacks keep their LoopConfig defaults
+            loop_cfg = LoopConfig(
+                **{k: trainer[k] for k in LoopConfig.__dataclass_fields__ if k in trainer}
+            )
+            evaluate = None
+            if (
+                loop_cfg.eval_every > 0
+                and (hasattr(data, "evaluate") or images is not None)
+                and ranks.is_main
+            ):
+                evaluate = make_evaluator(data, method, trainer.eval_samples, cfg.seed, images)
+            if images is not None:
+                ref = images.reference
+                log.info(
+                    "eval/* image metrics: %s features (%d-d), reference of %d real images (%s)",
+                    images.extractor.name,
+                    images.dims,
+                    ref.n,
+                    ref.path or "not cached",
+                )
+                best = run_dir / "checkpoints" / "best.pt"
+                evaluate = keep_best(evaluate, state, lambda: save([best]), images.extractor.name)
+            tracker = (
+                Tracker(run_dir, console, backend) if ranks.is_main else distributed.SilentTracker()
+            )
+            start_state = io.BytesIO()  # rollback target before the first checkpoint
+            if guard.policy == "rollback":
+                torch.save(checkpoint_payload(state, config, data_facts), start_state)
+            with StopSignals() as stop:
+                while True:
+                    try:
+                        last = fit(
+                            state,
+                            method,
+                            batches,
+                            loop_cfg,
+                            tracker,
+                            run_dir / "samples" if ranks.is_main else None,
+                            checkpoint,
+                            evaluate,
+                            fixed_inputs,
+                            schedules,
+                            ema,
+                            guard,
+                            stop,
+                        )
+                        break
+                    except NonFiniteError as err:
+                        if guard.policy != "rollback" or rollbacks.spent:
+                            raise
+                        source = guard.last_good or "the start of the run"
+                        ckpt = (
+                            load_checkpoint(Path(source), "rollback")
+                            if guard.last_good
+                            else torch.load(io.BytesIO(start_state.getvalue()), weights_only=True)
+                        )
+                        factor = rollbacks.take()
+                        roll_back(state, schedules, ckpt, factor)
+                        distributed.seed_rank(cfg.seed, state.step, ranks)
+                        log.warning(
+                            "%s Rolled back to %s (step %d), learning rates x%g (rollback %d of %d).",
+                            err,
+                            source,
+                            state.step,
+                            factor,
+                            rollbacks.count,
+                            rollbacks.limit,
+                        )
+                        if ranks.is_main:
+                            truncate_metrics(run_dir / "metrics.jsonl", state.step)
+                        batches = layout_batches(
+                            batches_from(state.step), state, trainer, data.shape
+                        )
+                    except RunInterrupted:
+                        log.warning("run interrupted at step %d; last.pt saved", state.step)
+                        stop.chain()  # submitit's checkpoint-and-requeue, when it was installed
+                        raise
+            distributed.barrier()  # rank 0 has written the last checkpoint
+            features = None if images is None else images.extractor.name
+            console.print(
+                summary_table(run_dir, state, time.perf_counter() - start, last, features)
+            )
+            return last
+        except BaseException:
+            exit_code = 1  # the backend's run is marked failed (a sweep's other jobs go on)
+            raise
+        finally:
+            if backend is not None:
+                backend.close(exit_code)
+            restore_backend_flags(backend_flags)
+            torch.set_num_threads(threads)
+            teardown_logging(handlers)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ganrun.training.nonfinite import gradients_finite
 from ganrun.training.players import Player
 
 
@@ -31,7 +32,13 @@ def backward(loss: Tensor, player: Player, micro_batches: int = 1) -> None:
 
 def apply_gradients(player: Player, clip: float = 0.0) -> None:
     """Step the optimizer through the grad scaler; clip > 0 caps the global gradient norm of
-    the unscaled gradients first."""
+    the unscaled gradients first. A player with skip_nonfinite drops an update whose
+    gradients hold a NaN or inf (under fp16 the grad scaler already does, and rescales)."""
+    if player.skip_nonfinite and not player.scaler.is_enabled():
+        if not gradients_finite(player.opt):
+            player.opt.zero_grad(set_to_none=True)
+            player.skipped += 1
+            return
     if clip > 0:
         player.scaler.unscale_(player.opt)  # clip the true gradients, not the loss-scaled ones
         params = [p for group in player.opt.param_groups for p in group["params"]]
