@@ -464,3 +464,18 @@ def test_cifar10_shared_train(shared_before):
     assert tuple(data.images.shape) == (50000, 3, 32, 32)
     assert torch.bincount(data.labels).tolist() == [5000] * 10
     assert listing(SHARED_DATA) == shared_before
+
+
+def test_digits_read_without_sklearn_equal_load_digits():
+    """The csv inside scikit-learn, read directly, is exactly load_digits' images and labels."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from ganrun.data.digits import digits_csv, load_digits_arrays
+
+    assert digits_csv() is not None
+    images, labels = load_digits_arrays()
+    bunch = load_digits()
+    assert images.shape == (1797, 8, 8) and labels.shape == (1797,)
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(labels, bunch.target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import shutil
 from pathlib import Path
 
@@ -137,3 +138,21 @@ def test_default_out_is_beside_the_checkpoints(tmp_path):
     assert out == tmp_path / "run" / "samples_0000004"
     assert images(out).shape == (4, 16, 16, 1)
     assert ckpt.is_file()
+
+
+@pytest.mark.parametrize("n, channels", [(1, 1), (7, 1), (16, 3), (10, 3)])
+def test_tile_matches_torchvision_make_grid(n, channels):
+    """save_grid's own tiling gives torchvision's make_grid pixels (padding 2, black), so
+    sample grids keep their bytes without importing torchvision at start-up."""
+    from torchvision.utils import make_grid
+
+    from ganrun.sampling.images import tile
+
+    images = torch.randint(0, 256, (n, channels, 5, 6), dtype=torch.uint8)
+    nrow = max(1, math.ceil(math.sqrt(n)))
+    expected = make_grid(images, nrow=nrow, padding=2)
+    got = tile(images, nrow)
+    if channels == 1:  # make_grid repeats one channel to three; save_grid keeps channel 0
+        expected = expected[:1]
+    assert got.dtype == torch.uint8 and got.shape == expected.shape
+    assert torch.equal(got, expected)

@@ -51,6 +51,7 @@ class TrainerConfig:
     max_steps: int = 2000  # generator steps
     batch_size: int = 64  # images per D step and per G step, per process (DDP: x world size)
     n_critic: int = 1  # D steps per G step
+    reuse_fakes: bool = False  # G's step reuses the last D step's fakes (one G forward per step)
     accumulate: int = 1  # micro-batches of batch_size per optimizer step (BigGAN's big batches)
     device: Device = Device.auto
     precision: Precision = Precision.fp32

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from torchvision.utils import make_grid
 
 from ganrun.atomic_io import atomic_write
 
@@ -29,11 +28,27 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def tile(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:
+    """(N, C, H, W) -> one (C, rows*(H+p)+p, nrow*(W+p)+p) image, row by row, with `padding`
+    black pixels around each: torchvision's make_grid layout (pad value 0; one image is
+    returned as it is, as make_grid does), without importing torchvision (its models alone
+    cost ~1 s of start-up)."""
+    n, c, h, w = images.shape
+    if n == 1:
+        return images[0]
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    grid = images.new_zeros(c, rows * (h + padding) + padding, cols * (w + padding) + padding)
+    for i, image in enumerate(images):
+        y, x = divmod(i, cols)
+        top, left = y * (h + padding) + padding, x * (w + padding) + padding
+        grid[:, top : top + h, left : left + w] = image
+    return grid
+
+
 def save_grid(images: torch.Tensor, path: str | Path) -> None:
     """A square-ish grid PNG of [-1, 1] images (N, C, H, W)."""
-    grid = make_grid(
-        to_uint8(images), nrow=max(1, math.ceil(math.sqrt(images.shape[0]))), padding=2
-    )
+    grid = tile(to_uint8(images), nrow=max(1, math.ceil(math.sqrt(images.shape[0]))))
     array = grid.permute(1, 2, 0).numpy()
     atomic_write(path, png_bytes(array[..., 0] if images.shape[1] == 1 else array))
 

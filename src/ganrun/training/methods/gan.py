@@ -9,11 +9,14 @@ with class labels for conditional models (the fakes are drawn for the real batch
 ACGAN's auxiliary classifier, relativistic objectives (G's step sees the last real batch),
 instance noise on D's inputs, DiffAugment inside D, gradient clipping, AMP, and gradient
 accumulation (`trainer.accumulate=k`: each phase sums k micro-batches before its optimizer
-step). Players: "G" (with the EMA copy that samples) and "D".
+step). With `trainer.reuse_fakes` G's step reuses the last D step's fakes and their graph, as
+the PyTorch DCGAN example does (one G forward per step instead of two; G's BatchNorm
+statistics then move once per step). Players: "G" (with the EMA copy that samples) and "D".
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ class MicroBatch:
     real: Tensor
     labels: Tensor | None  # the real batch's classes (conditional models), else None
     z: Tensor
+    fake: Tensor | None = None  # trainer.reuse_fakes: G(z) of the D step, graph kept for G's
 
 
 def auxiliary(D: nn.Module, labels: Tensor | None) -> Callable[[Tensor], Tensor] | None:
@@ -79,10 +83,12 @@ def d_step(
     index: int = 0,
     clip: float = 0.0,
     noise: float = 0.0,
+    keep_fakes: bool = False,
 ) -> Logs:
     """One discriminator update over its micro-batches; `index` counts D steps in the run
     (lazy penalties). Penalties differentiate the eager D (double backward) with the fp16
-    loss scale (see ganrun.training.amp)."""
+    loss scale (see ganrun.training.amp). keep_fakes: G runs with gradients and each
+    micro-batch keeps its fakes for the G step (D's loss sees them detached)."""
     grad_scale = loss_scale(D.scaler, micro[0].real.device)
     D.opt.zero_grad(set_to_none=True)
     logs = []
@@ -90,10 +96,13 @@ def d_step(
         gen = conditioned(G.net, mb.labels)
         disc = with_instance_noise(conditioned(D.net, mb.labels), noise)
         penalty_D = with_instance_noise(conditioned(eager(D.net), mb.labels), noise)
-        with sync_if(D.net, i == len(micro) - 1):
+        last = i == len(micro) - 1
+        g_sync = sync_if(G.net, last) if keep_fakes else contextlib.nullcontext()
+        with sync_if(D.net, last), g_sync:
             with autocast():
-                with torch.no_grad():
+                with contextlib.nullcontext() if keep_fakes else torch.no_grad():
                     fake = gen(mb.z)
+                mb.fake = fake if keep_fakes else None
                 loss_d, mb_logs = loss.d_loss(
                     disc, mb.real, fake, index, auxiliary(D.net, mb.labels), penalty_D, grad_scale
                 )
@@ -149,7 +158,9 @@ def g_step(
         disc = with_instance_noise(conditioned(plain_D, mb.labels), noise)
         with sync_if(G.net, i == len(micro) - 1):
             with autocast():
-                loss_g, mb_logs = loss.g_loss(disc, gen(mb.z), mb.real, auxiliary(D.net, mb.labels))
+                fake = gen(mb.z) if mb.fake is None else mb.fake
+                mb.fake = None  # the graph is freed with this step
+                loss_g, mb_logs = loss.g_loss(disc, fake, mb.real, auxiliary(D.net, mb.labels))
                 if regularisers:
                     reg, reg_logs = g_regularisation(
                         regularisers, gen, local_module(G.net), mb.z, index, grad_scale
@@ -190,6 +201,7 @@ class GANMethod:
                 f"trainer.accumulate={self.accumulate} must be at least 1 (1: no accumulation)."
             )
         self.clip = trainer.grad_clip
+        self.reuse_fakes = trainer.get("reuse_fakes", False)
         self.noise = InstanceNoise(
             trainer.instance_noise, trainer.instance_noise_steps, trainer.max_steps
         )
@@ -237,9 +249,11 @@ class GANMethod:
         for i in range(self.n_critic):
             micro = self.micro_batches(batches)
             index = step * self.n_critic + i
-            d_logs = d_step(G, D, self.loss, micro, self.autocast, index, self.clip, noise)
-        for mb in micro:  # G's micro-batches: the last D step's reals and labels, fresh z
-            mb.z = torch.randn(self.batch_size, self.z_dim, device=mb.real.device)
+            keep = self.reuse_fakes and i == self.n_critic - 1  # only the last D step's
+            d_logs = d_step(G, D, self.loss, micro, self.autocast, index, self.clip, noise, keep)
+        if not self.reuse_fakes:  # G's micro-batches: the last D step's reals, fresh z
+            for mb in micro:
+                mb.z = torch.randn(self.batch_size, self.z_dim, device=mb.real.device)
         g_logs = g_step(
             G, D, self.loss, micro, self.autocast, self.clip, noise, self.g_regularisers, step
         )
