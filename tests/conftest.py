@@ -39,6 +39,14 @@ def compose_cfg(*overrides: str, task: str = "train", smoke: bool = True) -> Dic
         return compose(task, overrides=(["debug=smoke"] if smoke else []) + list(overrides))
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Tests write caches (decoded image folders, reference statistics) under a temp folder,
+    not under the repository, unless a fixture already chose $GANRUN_CACHE."""
+    if "GANRUN_CACHE" not in os.environ:
+        monkeypatch.setenv("GANRUN_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def make_cfg():
     """make_cfg("model=mlp", ...) -> the composed train config with debug=smoke."""

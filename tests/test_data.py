@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 from pathlib import Path
 
@@ -268,8 +269,8 @@ def test_batches_are_reproducible(name, tmp_path):
 
 def test_image_folder_workers_do_not_change_batches(image_dir):
     """DataLoader workers decode in parallel but yield the same batches in the same order."""
-    serial = ImageFolder(str(image_dir), resolution=8, num_workers=0)
-    parallel = ImageFolder(str(image_dir), resolution=8, num_workers=2)
+    serial = ImageFolder(str(image_dir), resolution=8, num_workers=0, cache=False)
+    parallel = ImageFolder(str(image_dir), resolution=8, num_workers=2, cache=False)
     serial_batches, parallel_batches = (
         take(serial.batches(3, 1), 5),
         take(parallel.batches(3, 1), 5),
@@ -479,3 +480,34 @@ def test_digits_read_without_sklearn_equal_load_digits():
     assert images.shape == (1797, 8, 8) and labels.shape == (1797,)
     np.testing.assert_array_equal(images, bunch.images)
     np.testing.assert_array_equal(labels, bunch.target)
+
+
+def test_image_folder_cache_gives_the_decoded_batches_and_is_reused(image_dir, monkeypatch):
+    """cache=true: the batches, preview and reference images equal those decoded per batch
+    (cache=false), bit for bit; a second open maps the entry without decoding anything; a
+    file touched since (new mtime) or another resolution gets a new entry."""
+    from ganrun.data import decoded_cache
+
+    fresh = ImageFolder(str(image_dir), resolution=8, num_workers=0, cache=False)
+    cached = ImageFolder(str(image_dir), resolution=8, num_workers=0)
+    assert cached.images is not None and cached.images.shape == (len(fresh), 3, 8, 8)
+    for a, b in zip(take(fresh.batches(3, 1, start=2), 4), take(cached.batches(3, 1, start=2), 4)):
+        same(a, b)
+    assert torch.equal(fresh.preview(4), cached.preview(4))
+    assert torch.equal(fresh.real_images(5, seed=2), cached.real_images(5, seed=2))
+    entries = sorted((decoded_cache.cache_dir() / "image_folder").glob("*.npy"))
+    assert len(entries) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(decoded_cache, "build", no_decoding)
+        again = ImageFolder(str(image_dir), resolution=8, num_workers=0)
+        same(next(again.batches(3, 1)), next(cached.batches(3, 1)))
+    first = sorted(image_dir.rglob("*.png"))[0]
+    stat = first.stat()
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    ImageFolder(str(image_dir), resolution=8, num_workers=0)
+    ImageFolder(str(image_dir), resolution=4, num_workers=0)
+    assert len(sorted((decoded_cache.cache_dir() / "image_folder").glob("*.npy"))) == 3

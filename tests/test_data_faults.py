@@ -128,7 +128,7 @@ def test_decode_failure_after_listing_is_one_clear_error(tmp_path, monkeypatch):
     """A file that passes the listing check but fails to decode (e.g. a truncated JPEG) stops
     with a one-line GanrunError naming it, also from a DataLoader worker process."""
     good_images(tmp_path)
-    data = ImageFolder(str(tmp_path), resolution=8, num_workers=0)
+    data = ImageFolder(str(tmp_path), resolution=8, num_workers=0, cache=False)
     victim = data.files.files[1]
     corrupt(victim)  # broken after the listing
     for workers in (0, 1):
@@ -148,3 +148,20 @@ def test_config_default_and_override(tmp_path):
     with pytest.raises(GanrunError, match="9.png"):
         build_data(compose_cfg(*base))
     assert len(build_data(compose_cfg(*base, "dataset.on_error=skip"))) == 5
+
+
+def test_decode_failure_while_building_the_cache_is_one_clear_error(tmp_path, monkeypatch):
+    """cache=true decodes the folder up front: a file the check let through fails there, with
+    the same one-line message, from a worker process too, and no cache entry is left."""
+    import ganrun.data.folder as folder
+    from ganrun.data import decoded_cache
+
+    good_images(tmp_path / "imgs")
+    victim = sorted((tmp_path / "imgs").rglob("*.png"))[1]
+    corrupt(victim)
+    monkeypatch.setattr(folder, "unreadable", lambda path: None)  # as a truncated JPEG passes
+    for workers in (0, 1):
+        with pytest.raises(GanrunError) as err:
+            ImageFolder(str(tmp_path / "imgs"), resolution=8, num_workers=workers)
+        assert str(victim) in str(err.value) and "\n" not in str(err.value)
+    assert list((decoded_cache.cache_dir() / "image_folder").glob("*")) == []

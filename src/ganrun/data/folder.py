@@ -1,4 +1,5 @@
-"""Any folder of images, streamed from disk with DataLoader workers.
+"""Any folder of images: decoded once into the cache (ganrun.data.decoded_cache) and read
+from that memory-mapped array, or (cache=false) streamed from disk with DataLoader workers.
 
 Images are found recursively; when they sit in more than one sub-folder, the sub-folder
 names become class labels (torchvision's ImageFolder convention). Each image is resized
@@ -21,6 +22,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import functional as TF
 
+from ganrun.data import decoded_cache
 from ganrun.data.base import Batch, batch_indices, from_uint8, subset_indices
 from ganrun.errors import GanrunError
 
@@ -90,6 +92,7 @@ class ImageFolder:
         channels: int = 3,
         num_workers: int = 2,
         on_error: str = "fail",
+        cache: bool = True,
     ) -> None:
         if channels not in (1, 3):
             raise GanrunError(
@@ -112,7 +115,12 @@ class ImageFolder:
                 f"dataset.root={root}. Point dataset.root at a folder that holds images."
             )
         self.root = root
-        self.skipped = _check_files(files, root, on_error)
+        key = decoded_cache.folder_key(folder, files, resolution, channels) if cache else None
+        hit = decoded_cache.load(key) if cache else None
+        if hit is not None:  # the files were checked when the entry was built
+            self.skipped = [(Path(p), why) for p, why in hit[1]["skipped"]]
+        else:
+            self.skipped = _check_files(files, root, on_error)
         left_out = {path for path, _ in self.skipped}
         files = [p for p in files if p not in left_out]
         parents = sorted({p.parent for p in files})
@@ -121,6 +129,14 @@ class ImageFolder:
         self.files = _Files(files, labels, resolution, "L" if channels == 1 else "RGB")
         self.shape: tuple[int, ...] = (channels, resolution, resolution)
         self.num_workers = num_workers
+        self.labels = torch.tensor(labels, dtype=torch.long)
+        self.images = None  # the decoded array (cache=true), else images are decoded per batch
+        if cache:
+            meta = {"skipped": [[str(p), why] for p, why in self.skipped], "count": len(files)}
+            with _worker_errors():
+                self.images = (
+                    hit[0] if hit else decoded_cache.build(key, self.files, meta, num_workers)
+                )
 
     def __len__(self) -> int:
         return len(self.files)
@@ -130,6 +146,9 @@ class ImageFolder:
     ) -> Iterator[Batch]:
         self._report_skipped()  # here, not at listing: train.log exists by the first batch
         device = torch.device(device)
+        if self.images is not None:
+            yield from self._cached_batches(batch_size, seed, start, device)
+            return
         loader = DataLoader(
             self.files,
             batch_sampler=batch_indices(len(self), batch_size, seed, start),
@@ -142,12 +161,25 @@ class ImageFolder:
                 x = from_uint8(x.to(device, non_blocking=True))
                 yield x, (y.to(device, non_blocking=True) if self.num_classes else None)
 
+    def _cached_batches(
+        self, batch_size: int, seed: int, start: int, device: torch.device
+    ) -> Iterator[Batch]:
+        """The same batches as the DataLoader path, gathered from the decoded array."""
+        for idx in batch_indices(len(self), batch_size, seed, start):
+            x = decoded_cache.gather(self.images, idx)
+            y = self.labels[idx] if self.num_classes else None
+            yield from_uint8(x.to(device)), (None if y is None else y.to(device))
+
     def preview(self, n: int) -> torch.Tensor:
+        if self.images is not None:
+            return from_uint8(decoded_cache.gather(self.images, torch.arange(min(n, len(self)))))
         return from_uint8(torch.stack([self.files[i][0] for i in range(min(n, len(self)))]))
 
     def real_images(self, n: int, seed: int = 0) -> torch.Tensor:
         """n images (all when n >= len) as uint8 (n, C, R, R), for reference statistics."""
         self._report_skipped()
+        if self.images is not None:
+            return decoded_cache.gather(self.images, subset_indices(len(self), n, seed))
         subset = Subset(self.files, subset_indices(len(self), n, seed).tolist())
         loader = DataLoader(subset, batch_size=256, num_workers=self.num_workers)
         with _worker_errors():

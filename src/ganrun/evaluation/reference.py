@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ganrun.atomic_io import atomic_write
-from ganrun.evaluation.features.digit_classifier import cache_dir
+from ganrun.cache import cache_dir
 from ganrun.evaluation.features.extractor import FeatureExtractor, extract, extractor_identity
 from ganrun.evaluation.imagesets import ImageSet
 from ganrun.evaluation.metrics.frechet import feature_stats

@@ -17,7 +17,6 @@ Default checkpoint: $GANRUN_CACHE/digit_classifier.pt, where GANRUN_CACHE defaul
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganrun.cache import cache_dir
 from ganrun.errors import GanrunError, first_line
 
 RESOLUTION = 28
@@ -32,11 +32,6 @@ FEATURES = 128
 NUM_CLASSES = 10
 SCRIPT = "scripts/train_digit_classifier.py"
 CHECKPOINT_NAME = "digit_classifier.pt"
-
-
-def cache_dir() -> Path:
-    """$GANRUN_CACHE, else .cache/ganrun under the current directory (read at call time)."""
-    return Path(os.environ.get("GANRUN_CACHE") or Path(".cache") / "ganrun")
 
 
 def default_classifier_path() -> Path:

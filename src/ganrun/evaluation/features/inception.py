@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganrun.cache import cache_dir
 from ganrun.errors import GanrunError, first_line
-from ganrun.evaluation.features.digit_classifier import cache_dir
 from ganrun.sampling.images import to_uint8
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
