@@ -3,6 +3,7 @@
     python scripts/bench_speed.py                        # on the GPU when there is one
     python scripts/bench_speed.py --device cpu --steps 10 --warmup 3
     python scripts/bench_speed.py --quick                # tiny models, a few steps: a smoke run
+    python scripts/bench_speed.py --peer /path/to/examples/dcgan/main.py   # against the peer
 
 Models: DCGAN-64 at batch 128 and the SNGAN ResNet at 32 (batch 64), both built from ganrun's
 config (model=dcgan / model=resnet, default widths), the same modules in every mode.
@@ -23,6 +24,30 @@ img/s counts real images through D per second over --steps steps after --warmup 
 (compilation and autotuning happen in the warm-up); ganrun's figure is the
 perf/img_per_s it logs itself, the reference's is timed the same way (to its last loss
 read-back). Peak memory is torch.cuda.max_memory_allocated per mode (CUDA only).
+
+FLOPs and the peak: each model's training step is counted with torch.utils.flop_counter's
+FlopCounterMode (matmuls and convolutions, forward and backward; elementwise ops, BatchNorm
+and the optimizer are not counted) on the benchmark's own G and D, on a batch of 2, and
+divided by 2. The step counted is the DCGAN example's: D on real, G forward, D on the
+detached fakes, D's backward; D on the same fakes and the backward through D into G. The
+practical peak is a dense fp32 2048x2048 @ 2048x2048 matmul on the benchmark's device with
+torch's thread count (TF32 off; best of a few repeats after warm-up), printed once. "% peak"
+is img/s x FLOPs per image / peak, for the reference and every ganrun mode alike (the same
+FLOPs per image: the useful work of one image). ganrun's own step (method.step) is counted
+too and printed as "ganrun's step executes": fresh noise and a second G forward for G's
+update (unless trainer.reuse_fakes), but no D weight gradients in G's step.
+
+Peer mode (--peer PATH, PATH being pytorch/examples' dcgan/main.py, run unchanged):
+writes --peer-images random 64x64 RGB PNGs (seeded) as an ImageFolder (root/class0/*.png)
+in a temp folder, then runs, alternating, --peer-runs times each, the peer
+(`--dataset folder --batchSize 64 --workers 2 --manualSeed 0`, --niter epochs enough for
+--peer-steps steps) and `python -m ganrun train model=dcgan loss=ns dataset=image_folder`
+for the same number of steps (plus --peer-ganrun overrides), each a fresh process in a temp
+folder. Whole-process wall time, and in-loop img/s from the end of iteration --peer-warmup
+to the end of the last: the peer's from the arrival time of the line it prints per
+iteration, ganrun's from the perf/img_per_s rows of its metrics.jsonl (log_every =
+--peer-warmup, the first row dropped): the same rule for both. The peak is measured again
+after the runs and the higher figure used (a peak taken while something else ran is low).
 """
 
 from __future__ import annotations
@@ -32,18 +57,28 @@ import contextlib
 import functools
 import io
 import itertools
+import json
+import math
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from ganrun.build import (
     build_discriminator,
@@ -210,8 +245,6 @@ def ganrun(cfg: DictConfig, images: torch.Tensor, steps: int, warmup: int) -> Re
             batches = data.batches(trainer.batch_size, cfg.seed, 0, device)
             batches = accelerate(state, batches, trainer, data.shape, list(method.penalties()))
             console = Console(file=io.StringIO())
-            samples = Path(tmp) / "samples"
-            samples.mkdir()
             tracker = Tracker(Path(tmp), console)
             for max_steps in (warmup, warmup + steps):  # the second fit is the timed one
                 loop_cfg = LoopConfig(
@@ -223,7 +256,7 @@ def ganrun(cfg: DictConfig, images: torch.Tensor, steps: int, warmup: int) -> Re
                     batches,
                     loop_cfg,
                     tracker,
-                    samples,
+                    None,  # no sample grids (sample_every=0 would draw one at the end)
                     lambda periodic: None,  # no checkpoints in a benchmark
                     ema=EmaRate(trainer.ema_decay),
                 )
@@ -242,6 +275,115 @@ def timed_throughput(history: list[dict[str, float]], warmup: int, batch: int) -
         images += n
         seconds += n / row["perf/img_per_s"]
     return images / seconds
+
+
+# ---------------------------------------------------------------------- FLOPs and the peak
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """The FLOPs FlopCounterMode sees while fn runs: matmuls and convolutions (2 per
+    multiply-add), forward and backward; elementwise ops, norms and optimizers count 0."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def example_step(G: nn.Module, D: nn.Module, real: torch.Tensor, z_dim: int) -> None:
+    """One training step of the DCGAN example (the reference loop), without the optimizer
+    updates (FlopCounterMode counts none of Adam's elementwise work): D on real and its
+    backward, G forward, D on the detached fakes and its backward (D's step); D on the same
+    fakes and the backward through D into G (G's step). BCE on logits, as the reference."""
+    criterion = nn.BCEWithLogitsLoss()
+    b = real.shape[0]
+    ones, zeros = torch.ones(b), torch.zeros(b)
+    criterion(D(real).view(-1), ones).backward()
+    fake = G(torch.randn(b, z_dim))
+    criterion(D(fake.detach()).view(-1), zeros).backward()
+    criterion(D(fake).view(-1), ones).backward()
+
+
+def example_flops_per_image(
+    G: nn.Module, D: nn.Module, shape: tuple[int, ...], z_dim: int, batch: int = 2
+) -> float:
+    """FLOPs of example_step per image: one step on `batch` images (CPU, fp32) / batch."""
+    real = torch.randn(batch, *shape)
+    return count_flops(lambda: example_step(G, D, real, z_dim)) / batch
+
+
+def ganrun_flops_per_image(cfg: DictConfig, shape: tuple[int, ...], batch: int = 2) -> float:
+    """FLOPs per image of one step of ganrun's method (method.step: its D and G steps as
+    configured), built from cfg on the CPU in fp32, eager, on `batch` images."""
+    cfg = OmegaConf.merge(
+        cfg,
+        {
+            "trainer": {
+                "device": "cpu",
+                "precision": "fp32",
+                "compile": False,
+                "batch_size": batch,
+            }
+        },
+    )
+    device = torch.device("cpu")
+    images = torch.randint(0, 256, (4 * batch, *shape), dtype=torch.uint8)
+    data = InMemoryImages(images, None, None)
+    state = build_state(cfg, data.shape, device)
+    method = state.components["method"]
+    batches = data.batches(batch, cfg.seed, 0, device)
+    return count_flops(lambda: method.step(state, batches, 0)) / batch
+
+
+def matmul_peak(
+    device: torch.device, n: int = 2048, repeats: int = 5, warmup: int = 2
+) -> tuple[float, int]:
+    """(GFLOP/s, calls per repeat) of a dense fp32 n x n @ n x n matmul on `device` with
+    torch's current thread count: the best of `repeats` timings after `warmup` untimed
+    calls. TF32 is turned off for the measurement (and restored): strict fp32."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
+    inner = 20 if device.type == "cuda" else 1  # GPU matmuls are short: time a group
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        for _ in range(warmup):
+            torch.mm(a, b, out=out)
+        sync(device)
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(inner):
+                torch.mm(a, b, out=out)
+            sync(device)
+            best = min(best, (time.perf_counter() - start) / inner)
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    return 2 * n**3 / best / 1e9, inner
+
+
+def fraction_of_peak(img_per_s: float, flops_per_image: float, peak_gflops: float) -> float:
+    """img/s x FLOPs per image / peak (GFLOP/s): the share of the peak the loop does."""
+    return img_per_s * flops_per_image / (peak_gflops * 1e9)
+
+
+def fmt_pct(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def print_peak(device: torch.device) -> float:
+    peak, inner = matmul_peak(device)
+    where = "GPU" if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    per = f", {inner} calls per timing" if inner > 1 else ""
+    print(
+        f"practical peak: {peak:,.0f} GFLOP/s (dense fp32 2048x2048 @ 2048x2048 matmul, "
+        f"TF32 off, {where}, best of 5 after 2 warm-up{per})"
+    )
+    return peak
+
+
+def load_average() -> str:
+    """The 1-minute load average (other processes share the CPU; read the figures with it)."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "-"
 
 
 # ----------------------------------------------------------------------------- report
@@ -267,7 +409,14 @@ def try_mode(run: Callable[[], Result], name: str) -> Result | None:
         return None
 
 
-def throughput(args: argparse.Namespace, device: torch.device) -> None:
+def mode_row(name: str, res: Result, ref: Result, flops: float, peak: float) -> str:
+    """One row of the throughput table: img/s, x the reference, % of the peak, memory."""
+    ratio = res.img_per_s / ref.img_per_s
+    pct = fmt_pct(fraction_of_peak(res.img_per_s, flops, peak))
+    return f"  {name:<22}{res.img_per_s:>10.1f}{ratio:>8.2f}{pct:>9}{fmt_mem(res.peak_mib):>14}"
+
+
+def throughput(args: argparse.Namespace, device: torch.device, peak: float) -> None:
     modes = MODES + ([] if args.no_compile else [COMPILED])
     for case in CASES:
         ref_cfg = compose_cfg(case, device, Mode("reference", "fp32", False), args.quick)
@@ -277,23 +426,33 @@ def throughput(args: argparse.Namespace, device: torch.device) -> None:
             f"\n{case.name}, batch {case.batch}: G {parameter_count(G):,} + "
             f"D {parameter_count(D):,} parameters, {args.steps} steps after {args.warmup}"
         )
+        flops = example_flops_per_image(G, D, shape, ref_cfg.model.z_dim)
+        own = try_mode(
+            functools.partial(ganrun_flops_per_image, ref_cfg, shape), "ganrun's step FLOPs"
+        )
+        print(
+            f"  FLOPs per image: {flops / 1e9:.3f} GFLOP per training step (the example's step: "
+            f"D on real + G forward + D on fake, G's step through D, with the backwards)"
+            + ("" if own is None else f"; ganrun's step executes {own / 1e9:.3f}")
+        )
         images = synthetic_images(case, 8 * case.batch)
         ref = reference(ref_cfg, images, args.steps, args.warmup, args.ref_workers)
         print(f"  reference DataLoader: {args.ref_workers} workers; ganrun: {ganrun_keys(ref_cfg)}")
-        print(f"  {'mode':<22}{'img/s':>10}{'x ref':>8}{'peak memory':>14}")
-        print(
-            f"  {'reference (eager fp32)':<22}{ref.img_per_s:>10.1f}{1.0:>8.2f}{fmt_mem(ref.peak_mib):>14}"
-        )
+        print(f"  {'mode':<22}{'img/s':>10}{'x ref':>8}{'% peak':>9}{'peak memory':>14}")
+
+        row = functools.partial(mode_row, ref=ref, flops=flops, peak=peak)
+        print(row("reference (eager fp32)", ref))
         for mode in modes:
             cfg = compose_cfg(case, device, mode, args.quick)
             res = try_mode(
                 functools.partial(ganrun, cfg, images, args.steps, args.warmup), mode.name
             )
             if res is not None:
-                ratio = res.img_per_s / ref.img_per_s
-                print(
-                    f"  {mode.name:<22}{res.img_per_s:>10.1f}{ratio:>8.2f}{fmt_mem(res.peak_mib):>14}"
-                )
+                print(row(mode.name, res))
+    print(
+        "  % peak: img/s x the example step's FLOPs per image / the fp32 matmul peak, for every "
+        "row (bf16 rows against the fp32 peak)"
+    )
 
 
 def scaling(args: argparse.Namespace, device: torch.device) -> None:
@@ -319,6 +478,315 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
         print(f"  {resolution:<12}" + "".join(f"{c:>20}" for c in cells))
 
 
+# -------------------------------------------------------------------------------- peer
+
+PEER_BATCH = 64
+PEER_RESOLUTION = 64
+PEER_WORKERS = 2
+# the line pytorch/examples' dcgan/main.py prints after every iteration
+PEER_LINE = re.compile(r"^\[(\d+)/(\d+)\]\[(\d+)/(\d+)\]\s+Loss_D:")
+
+
+@dataclass(frozen=True)
+class PeerIteration:
+    epoch: int
+    niter: int
+    i: int  # iteration within the epoch
+    per_epoch: int  # len(dataloader)
+
+
+def parse_peer_line(line: str) -> PeerIteration | None:
+    """`[epoch/niter][i/len] Loss_D: ...` -> its numbers; any other line -> None."""
+    m = PEER_LINE.match(line.strip())
+    return None if m is None else PeerIteration(*map(int, m.groups()))
+
+
+def write_png_folder(root: Path, n: int, resolution: int = 64, seed: int = 0) -> Path:
+    """n random RGB PNGs (resolution x resolution, uniform noise from `seed`) in torchvision's
+    ImageFolder layout, root/class0/00000.png ...; the same bytes for the same arguments.
+    Returns root."""
+    folder = root / "class0"
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    for k in range(n):
+        pixels = torch.randint(0, 256, (resolution, resolution, 3), generator=gen)
+        Image.fromarray(pixels.to(torch.uint8).numpy(), "RGB").save(folder / f"{k:05d}.png")
+    return root
+
+
+def peer_plan(steps: int, n_images: int, batch: int = PEER_BATCH) -> tuple[int, int, int]:
+    """(niter, iterations per epoch, total iterations): the peer's DataLoader keeps the
+    ragged last batch, so an epoch is ceil(n / batch) iterations; niter epochs make at
+    least `steps`."""
+    per_epoch = math.ceil(n_images / batch)
+    niter = math.ceil(steps / per_epoch)
+    return niter, per_epoch, niter * per_epoch
+
+
+def peer_images(it: PeerIteration, n_images: int, batch: int = PEER_BATCH) -> int:
+    """Real images in the peer's iteration `it` (the last of an epoch may be short)."""
+    return batch if it.i + 1 < it.per_epoch else n_images - batch * (it.per_epoch - 1)
+
+
+def in_loop_rate(ends: Sequence[float], images: Sequence[int], warmup: int) -> float:
+    """img/s from the end of iteration `warmup` to the end of the last one: the images of
+    the iterations after the first `warmup` over the time they took. ends[k] is when
+    iteration k + 1 ended, images[k] its images."""
+    if warmup < 1 or len(ends) <= warmup or len(ends) != len(images):
+        raise ValueError(f"need more than warmup={warmup} (>= 1) iterations, got {len(ends)}")
+    return sum(images[warmup:]) / (ends[-1] - ends[warmup - 1])
+
+
+def peer_defaults(source: str) -> dict[str, int | None]:
+    """nz, ngf, ndf and imageSize as the peer's argparse defaults them (None if not found)."""
+    out: dict[str, int | None] = {}
+    for key in ("nz", "ngf", "ndf", "imageSize"):
+        m = re.search(rf"""['"]--{key}['"][^)]*?default\s*=\s*(\d+)""", source)
+        out[key] = int(m.group(1)) if m else None
+    return out
+
+
+def peer_device_flag(source: str, device: torch.device) -> list[str]:
+    """The flag that puts the peer on the GPU (--accel now, --cuda in older copies)."""
+    if device.type != "cuda":
+        return []
+    for flag in ("--accel", "--cuda"):
+        if f"'{flag}'" in source or f'"{flag}"' in source:
+            return [flag]
+    return []
+
+
+def peer_command(path: Path, root: Path, niter: int, outf: Path, flags: list[str]) -> list[str]:
+    """The peer, unchanged (python -u only unbuffers its stdout so lines arrive on time)."""
+    return [
+        sys.executable,
+        "-u",
+        str(path),
+        "--dataset",
+        "folder",
+        "--dataroot",
+        str(root),
+        "--niter",
+        str(niter),
+        "--batchSize",
+        str(PEER_BATCH),
+        "--workers",
+        str(PEER_WORKERS),
+        "--outf",
+        str(outf),
+        "--manualSeed",
+        "0",
+        *flags,
+    ]
+
+
+def ganrun_overrides(
+    root: Path, steps: int, log_every: int, device: torch.device, extra: Sequence[str]
+) -> list[str]:
+    """ganrun's side of the comparison: the peer's model, loss, data, batch and workers."""
+    return [
+        "model=dcgan",
+        "loss=ns",
+        "dataset=image_folder",
+        f"dataset.root={root}",
+        f"dataset.resolution={PEER_RESOLUTION}",
+        f"dataset.num_workers={PEER_WORKERS}",
+        f"trainer.device={device.type}",
+        f"trainer.batch_size={PEER_BATCH}",
+        f"trainer.max_steps={steps}",
+        "trainer.n_critic=1",
+        f"trainer.log_every={log_every}",
+        *extra,
+    ]
+
+
+@dataclass
+class TimedRun:
+    wall_s: float
+    lines: list[tuple[float, str]]  # (perf_counter when the stdout line arrived, the line)
+
+
+def run_timed(cmd: Sequence[str], cwd: Path, stderr_path: Path) -> TimedRun:
+    """Runs cmd as a fresh process; times it whole and stamps each stdout line on arrival."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    lines: list[tuple[float, str]] = []
+    start = time.perf_counter()
+    with open(stderr_path, "w") as err:
+        proc = subprocess.Popen(
+            list(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True, env=env
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append((time.perf_counter(), line.rstrip("\n")))
+        code = proc.wait()
+    wall = time.perf_counter() - start
+    if code != 0:
+        tail = stderr_path.read_text().strip().splitlines()[-15:]
+        out_tail = [ln for _, ln in lines[-5:]]
+        raise SystemExit(f"{shlex.join(cmd)}\nexited with {code}:\n" + "\n".join(out_tail + tail))
+    return TimedRun(wall, lines)
+
+
+def peer_rate(run: TimedRun, n_images: int, warmup: int) -> tuple[float, int]:
+    """(in-loop img/s, iterations seen) from the peer's per-iteration lines."""
+    seen = [(t, it) for t, line in run.lines if (it := parse_peer_line(line)) is not None]
+    ends = [t for t, _ in seen]
+    images = [peer_images(it, n_images) for _, it in seen]
+    return in_loop_rate(ends, images, warmup), len(seen)
+
+
+def metrics_rows(run_dir: Path) -> list[dict[str, float]]:
+    """The metrics.jsonl rows of a ganrun run that carry perf/img_per_s."""
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln]
+    return [r for r in rows if r.get("perf/img_per_s")]
+
+
+def compose_overrides(overrides: Sequence[str]) -> DictConfig:
+    """The train config `ganrun train` composes from these overrides (hydra.* left out)."""
+    register()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[o for o in overrides if not o.startswith("hydra.")])
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+
+
+def peer_flops(source: str, cfg: DictConfig) -> tuple[list[str], float | None, float]:
+    """(lines to print, the peer's FLOPs per image or None, ganrun's): the example's step
+    on each side's networks; the peer's are ganrun's DCGAN modules at the peer's widths
+    (the same layers: its D's final Sigmoid has no FLOPs)."""
+    from ganrun.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+    shape = (3, PEER_RESOLUTION, PEER_RESOLUTION)
+    d = peer_defaults(source)
+    G, D = build_generator(cfg.model, shape), build_discriminator(cfg, shape)
+    ours = example_flops_per_image(G, D, shape, cfg.model.z_dim)
+    ganrun_w = (
+        cfg.model.z_dim,
+        cfg.model.generator.get("width"),
+        cfg.model.discriminator.get("width"),
+    )
+    is_dcgan = isinstance(G, DCGANGenerator) and isinstance(D, DCGANDiscriminator)
+    lines: list[str] = []
+    theirs: float | None = None
+    if None in (d["nz"], d["ngf"], d["ndf"]):
+        lines.append(
+            "peer widths: not found in its argparse defaults, so its FLOPs are not attributed"
+        )
+    else:
+        Gp = DCGANGenerator(shape, z_dim=d["nz"], width=d["ngf"])
+        Dp = DCGANDiscriminator(shape, width=d["ndf"])
+        theirs = example_flops_per_image(Gp, Dp, shape, d["nz"])
+        peer_w = (d["nz"], d["ngf"], d["ndf"])
+        if is_dcgan and peer_w == ganrun_w:
+            lines.append(
+                f"architecture: the same on both sides (DCGAN-64, nz={d['nz']}, ngf={d['ngf']}, "
+                f"ndf={d['ndf']} = ganrun's z_dim, generator.width, discriminator.width)"
+            )
+        else:
+            lines.append(
+                f"architecture DIFFERS: peer nz/ngf/ndf={peer_w}, ganrun z_dim/G width/D width="
+                f"{ganrun_w} ({type(G).__name__}/{type(D).__name__}); each side's FLOPs are "
+                "its own"
+            )
+    own = try_mode(lambda: ganrun_flops_per_image(cfg, shape), "ganrun's step FLOPs")
+    peer_txt = "-" if theirs is None else f"{theirs / 1e9:.3f}"
+    lines.append(
+        f"FLOPs per image (the example's step: D on real + G forward + D on fake, G's step "
+        f"through D, with the backwards): peer {peer_txt} GFLOP, ganrun {ours / 1e9:.3f} GFLOP"
+        + ("" if own is None else f" (ganrun's own step executes {own / 1e9:.3f})")
+    )
+    return lines, theirs, ours
+
+
+def peer_mode(args: argparse.Namespace, device: torch.device, peak: float) -> None:
+    path = args.peer.resolve()
+    source = path.read_text()
+    extra = shlex.split(args.peer_ganrun)
+    niter, per_epoch, steps = peer_plan(args.peer_steps, args.peer_images)
+    warmup = args.peer_warmup
+    flags = peer_device_flag(source, device)
+    with tempfile.TemporaryDirectory(prefix="bench_peer_") as tmp_name:
+        tmp = Path(tmp_name)
+        root = write_png_folder(tmp / "data", args.peer_images, PEER_RESOLUTION, seed=0)
+        overrides = ganrun_overrides(root, steps, warmup, device, extra)
+        cfg = compose_overrides(overrides)  # fails here, not minutes in, on a bad override
+        print(f"\nPeer: {path} (pytorch/examples dcgan/main.py, run unchanged) against ganrun")
+        print(
+            f"  data: {args.peer_images} random {PEER_RESOLUTION}x{PEER_RESOLUTION} RGB PNGs, "
+            f"ImageFolder layout (class0/), seed 0, in a temp folder"
+        )
+        print(
+            f"  both: batch {PEER_BATCH}, {steps} steps (peer: --niter {niter} x {per_epoch} "
+            f"iterations), {PEER_WORKERS} DataLoader workers, {device.type}"
+            + (f" (peer {' '.join(flags)})" if flags else "")
+            + f", a fresh process per run, {args.peer_runs} runs each, alternating"
+        )
+        print(
+            f"  peer:   {shlex.join(peer_command(path, Path('DATA'), niter, Path('OUT'), flags))}"
+        )
+        shown = ganrun_overrides(Path("DATA"), steps, warmup, device, extra)
+        print(f"  ganrun: python -m ganrun train {' '.join(shown)} hydra.run.dir=OUT")
+        if device.type == "cuda" and not flags:
+            print("  NOTE: the peer has no --accel/--cuda flag: it runs on the CPU")
+        lines, fp, fg = peer_flops(source, cfg)
+        for line in lines:
+            print(f"  {line}")
+        print(
+            f"  in-loop img/s: the images of iterations {warmup + 1}..{steps} over the time from "
+            f"the end of iteration {warmup} to the end of iteration {steps} (the first {warmup} "
+            f"are warm-up), for both; peer: when its per-iteration stdout line arrives "
+            f"(its window includes what its loop does: the epoch-end checkpoint and DataLoader "
+            f"restart, its sample grid at i=0); ganrun: its perf/img_per_s rows in "
+            f"metrics.jsonl (log_every {warmup}), the first row dropped"
+        )
+        load_before = load_average()
+        peer_runs: list[tuple[float, float]] = []
+        ganrun_runs: list[tuple[float, float]] = []
+        for r in range(args.peer_runs):
+            outf = tmp / f"peer_{r}"
+            run = run_timed(
+                peer_command(path, root, niter, outf, flags), tmp, tmp / f"peer_{r}.err"
+            )
+            rate, seen = peer_rate(run, args.peer_images, warmup)
+            if seen != steps:
+                raise SystemExit(f"the peer printed {seen} iteration lines, expected {steps}")
+            peer_runs.append((run.wall_s, rate))
+            run_dir = tmp / f"run_{r}"
+            cmd = [sys.executable, "-m", "ganrun", "train", *overrides, f"hydra.run.dir={run_dir}"]
+            run = run_timed(cmd, tmp, tmp / f"ganrun_{r}.err")
+            ganrun_runs.append(
+                (run.wall_s, timed_throughput(metrics_rows(run_dir), warmup, PEER_BATCH))
+            )
+            print(
+                f"    run {r + 1}: peer {peer_runs[-1][0]:.1f} s, {peer_runs[-1][1]:.1f} img/s; "
+                f"ganrun {ganrun_runs[-1][0]:.1f} s, {ganrun_runs[-1][1]:.1f} img/s",
+                flush=True,
+            )
+    print(
+        f"\n  {'run':<8}{'peer wall s':>13}{'ganrun wall s':>15}{'peer img/s':>12}{'ganrun img/s':>14}"
+    )
+    for r, ((pw, pr), (gw, gr)) in enumerate(zip(peer_runs, ganrun_runs)):
+        print(f"  {r + 1:<8}{pw:>13.1f}{gw:>15.1f}{pr:>12.1f}{gr:>14.1f}")
+    pw, gw = (statistics.median(w for w, _ in runs) for runs in (peer_runs, ganrun_runs))
+    pr, gr = (statistics.median(x for _, x in runs) for runs in (peer_runs, ganrun_runs))
+    print(f"  {'median':<8}{pw:>13.1f}{gw:>15.1f}{pr:>12.1f}{gr:>14.1f}")
+    print(
+        f"  ganrun/peer: whole-process {pw / gw:.2f}x (peer time / ganrun time), "
+        f"in-loop img/s {gr / pr:.2f}x (ganrun / peer)"
+    )
+    again, _ = matmul_peak(device)  # a peak taken while something else ran is too low
+    print(
+        f"  peak re-measured after the runs: {again:,.0f} GFLOP/s (the higher of the two is "
+        f"used); 1-min load average before the runs {load_before}, now {load_average()}"
+    )
+    peak = max(peak, again)
+    print(
+        f"  % of the fp32 peak ({peak:,.0f} GFLOP/s), median in-loop img/s x the example "
+        f"step's FLOPs per image: peer "
+        f"{fmt_pct(None if fp is None else fraction_of_peak(pr, fp, peak))}, ganrun "
+        f"{fmt_pct(None if fg is None else fraction_of_peak(gr, fg, peak))}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -339,6 +807,25 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled mode")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     parser.add_argument("--quick", action="store_true", help="tiny models, 3 steps: a smoke run")
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="pytorch/examples' dcgan/main.py: run it and ganrun on a PNG folder instead",
+    )
+    parser.add_argument("--peer-images", type=int, default=1024, help="PNGs in the folder")
+    parser.add_argument("--peer-runs", type=int, default=3, help="runs of each, alternating")
+    parser.add_argument("--peer-steps", type=int, default=32, help="at least this many steps")
+    parser.add_argument(
+        "--peer-warmup", type=int, default=4, help="iterations left out of the in-loop img/s"
+    )
+    parser.add_argument(
+        "--peer-ganrun",
+        default="",
+        metavar="OVERRIDES",
+        help='extra ganrun overrides, split on spaces, e.g. "trainer=fast"',
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
@@ -347,8 +834,12 @@ def main() -> None:
     args.warmup = args.warmup if args.warmup is not None else default_warmup
     args.scaling_steps = args.scaling_steps or max(1, args.steps // 2)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    if args.peer is not None:
+        print(f"bench_speed --peer: {name}, torch {torch.__version__}")
+        peer_mode(args, device, print_peak(device))
+        return
     print(f"bench_speed: {name}, torch {torch.__version__}, synthetic uint8 data")
-    throughput(args, device)
+    throughput(args, device, print_peak(device))
     if not args.no_scaling:
         scaling(args, device)
 
