@@ -67,6 +67,12 @@ def _eval(cfg: DictConfig) -> dict:
     return evaluate(cfg)
 
 
+def _export(cfg: DictConfig) -> str:
+    from ganrun.sampling.export import export
+
+    return str(export(cfg))
+
+
 def _runs(argv: list[str]) -> None:
     from ganrun.tracking.runs_table import main as runs_main
 
@@ -83,6 +89,9 @@ class Task(NamedTuple):
 TASKS: dict[str, Task] = {
     "train": Task(_train, "train a GAN; writes a run folder (outputs/<date>/<time>/)", True),
     "sample": Task(_sample, "draw samples from a checkpoint: ckpt=<file> n=64 out=<dir> seed=0"),
+    "export": Task(
+        _export, "a checkpoint's generator: ckpt=<file> format=safetensors|torchscript out=<dir>"
+    ),
     "eval": Task(
         _eval, "FID/KID/IS/PR: ckpt=<file> metrics=[fid,kid] | real=<dir|dataset> fake=<dir|npz>"
     ),

@@ -37,8 +37,8 @@ from ganrun.evaluation.image_evaluator import (
     generated_images,
 )
 from ganrun.evaluation.imagesets import DatasetImages, ImageSet, open_image_set
-from ganrun.sampling.command import load_generator
 from ganrun.sampling.generate import class_labels, generate
+from ganrun.sampling.generator import from_checkpoint
 from ganrun.sampling.images import to_uint8
 from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint
 
@@ -74,7 +74,7 @@ class Fakes:
         if cfg.ckpt:
             self.path = resolve_checkpoint(cfg.ckpt, "ckpt")
             self.ckpt = load_checkpoint(self.path, "ckpt")
-            self.G = load_generator(self.ckpt, cfg.ema, device)
+            self.G = from_checkpoint(self.ckpt, cfg.ema, device).net
             self.shape = tuple(self.ckpt["data"]["shape"])
             self.n, self.label = cfg.n, f"{self.path} (step {self.ckpt['step']})"
             self.z = torch.randn(

@@ -1,0 +1,93 @@
+"""`ganrun export`: a checkpoint's generator for use outside ganrun.
+
+    ganrun export ckpt=<file or run folder> format=safetensors out=<dir>   # weights + config.json
+    ganrun export ckpt=<file or run folder> format=torchscript out=<dir>   # a traced module
+
+safetensors: the EMA generator's weights (generator.safetensors, no pickle) and config.json
+(model config, data shape, classes, step): `ganrun.load(<dir>)` rebuilds the generator from
+those two alone. torchscript: generator.torchscript.pt, traced on the CPU in eval mode, called
+as module(z) or, for a conditional generator, module(z, y); torch.jit.load reads it without
+ganrun installed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from rich.console import Console
+
+from ganrun.atomic_io import atomic_write
+from ganrun.errors import GanrunError
+from ganrun.sampling.generator import (
+    EXPORT_CONFIG,
+    EXPORT_FORMAT,
+    EXPORT_WEIGHTS,
+    Generator,
+    from_checkpoint,
+)
+from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint
+
+TORCHSCRIPT_FILE = "generator.torchscript.pt"
+
+
+def export_config(ckpt: dict, source: Path, files: list[str]) -> dict:
+    saved = ckpt["config"]
+    return {
+        "format": EXPORT_FORMAT,
+        "model": saved["model"],
+        "conditioning": saved.get("conditioning"),
+        "data": ckpt["data"],
+        "step": int(ckpt["step"]),
+        "source": str(source),
+        "files": files,
+    }
+
+
+def safetensors_bytes(G: Generator) -> bytes:
+    from safetensors.torch import save
+
+    state = {k: v.detach().contiguous().cpu() for k, v in G.net.state_dict().items()}
+    return save(state, metadata={"format": EXPORT_FORMAT})
+
+
+def torchscript_bytes(G: Generator) -> bytes:
+    """The generator traced on 2 example inputs (labels too, when conditional)."""
+    z = G.latents(2, 0)
+    example = (z,) if G.num_classes is None else (z, torch.arange(2) % G.num_classes)
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch marks TorchScript deprecated in favour of torch.export; it still loads anywhere
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(G.net.cpu(), example, check_trace=True)
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
+    return buf.getvalue()
+
+
+WRITERS = {
+    "safetensors": (EXPORT_WEIGHTS, safetensors_bytes),
+    "torchscript": (TORCHSCRIPT_FILE, torchscript_bytes),
+}
+
+
+def export(cfg: DictConfig, console: Console | None = None) -> Path:
+    """Write the export folder; returns it."""
+    console = console or Console()
+    if cfg.format not in WRITERS:
+        raise GanrunError(
+            f"format={cfg.format} is not an export format; use one of {', '.join(WRITERS)}."
+        )
+    path = resolve_checkpoint(cfg.ckpt, "ckpt")
+    ckpt = load_checkpoint(path, "ckpt")
+    G = from_checkpoint(ckpt, cfg.ema, "cpu")
+    name, writer = WRITERS[cfg.format]
+    out = Path(cfg.out) if cfg.out else path.parent.parent / f"export_{cfg.format}"
+    atomic_write(out / name, writer(G))
+    config = export_config(ckpt, path, [name])
+    atomic_write(out / EXPORT_CONFIG, (json.dumps(config, indent=2) + "\n").encode())
+    console.print(f"exported {path} (step {ckpt['step']}, {cfg.format}) -> {out}")
+    return out
