@@ -210,11 +210,13 @@ def test_points_npz_is_refused(env, tmp_path):
         run_eval(f"real={env / 'real'}", f"fake={out / 'samples.npz'}")
 
 
-def test_missing_digit_weights(env, tmp_path, monkeypatch):
+def test_fresh_cache_evaluates_with_the_packaged_classifier(env, tmp_path, monkeypatch):
+    """No classifier in the cache (a fresh offline machine): `ganrun eval ckpt=...` works with
+    the packaged weights and caches its reference statistics there."""
     monkeypatch.setenv("GANRUN_CACHE", str(tmp_path / "empty_cache"))
-    with pytest.raises(GanrunError, match="scripts/train_digit_classifier.py"):
-        run_eval(f"ckpt={env / 'run'}", f"n={N}")
-    assert not (tmp_path / "empty_cache" / "refstats").exists()
+    result = run_eval(f"ckpt={env / 'run'}", f"n={N}", f"out={tmp_path / 'e.json'}")
+    assert result["features"] == "digit-classifier" and result["metrics"]["fid"] > 0
+    assert list((tmp_path / "empty_cache" / "refstats").glob("*.npz"))
 
 
 # ---------------------------------------------------------------------------- the command

@@ -98,10 +98,19 @@ def test_digit_features_fulfil_the_contract(digit_cache):
     assert (extractor.name, extractor.dims) == ("digit-classifier", 128)
 
 
-def test_missing_weights_name_the_script(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANRUN_CACHE", str(tmp_path / "empty"))
+def test_missing_weights_name_the_script(tmp_path):
     with pytest.raises(GanrunError, match="train_digit_classifier.py"):
-        DigitFeatures()
+        DigitFeatures(weights=str(tmp_path / "empty" / "digit_classifier.pt"))
+
+
+def test_empty_cache_uses_the_packaged_weights(tmp_path, monkeypatch):
+    """A fresh machine (nothing in the cache): the digit features come from the packaged
+    classifier, with no extra step."""
+    from ganrun.evaluation.features.digit_classifier import PACKAGED
+
+    monkeypatch.setenv("GANRUN_CACHE", str(tmp_path / "empty"))
+    extractor = DigitFeatures()
+    assert extractor.weights_path == PACKAGED
 
 
 def test_identity_follows_the_weights_file(tmp_path):

@@ -34,8 +34,26 @@ SCRIPT = "scripts/train_digit_classifier.py"
 CHECKPOINT_NAME = "digit_classifier.pt"
 
 
+# the weights that ship inside the package (fp16; PACKAGED_INFO says how they were trained)
+PACKAGED = Path(__file__).parent / "weights" / "digit_classifier.fp16.safetensors"
+PACKAGED_INFO = PACKAGED.with_name("digit_classifier.json")
+
+
 def default_classifier_path() -> Path:
-    return cache_dir() / CHECKPOINT_NAME
+    """A classifier retrained into the cache (scripts/train_digit_classifier.py) when there is
+    one, else the weights that ship with ganrun: evaluation works on a fresh offline machine."""
+    cached = cache_dir() / CHECKPOINT_NAME
+    return cached if cached.is_file() or not PACKAGED.is_file() else PACKAGED
+
+
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """The classifier's weights from a .safetensors file (fp16 on disk, float32 back) or from
+    the script's torch checkpoint."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return {k: v.float() for k, v in load_file(path).items()}
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
 class DigitClassifier(nn.Module):
@@ -111,9 +129,8 @@ def load_digit_classifier(path: str | Path | None = None) -> DigitClassifier:
             f"or set GANRUN_CACHE to the folder that holds {CHECKPOINT_NAME}."
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model = DigitClassifier()
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(read_state_dict(path))
     except Exception as err:  # a truncated file, another format, another architecture
         raise GanrunError(
             f"could not read the digit classifier checkpoint {path} ({first_line(err, 200)}). "
