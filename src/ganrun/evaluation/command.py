@@ -37,7 +37,7 @@ from ganrun.evaluation.image_evaluator import (
     generated_images,
 )
 from ganrun.evaluation.imagesets import DatasetImages, ImageSet, open_image_set
-from ganrun.sampling.generate import class_labels, generate
+from ganrun.sampling.generate import generate
 from ganrun.sampling.generator import from_checkpoint
 from ganrun.sampling.images import to_uint8
 from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint
@@ -74,14 +74,14 @@ class Fakes:
         if cfg.ckpt:
             self.path = resolve_checkpoint(cfg.ckpt, "ckpt")
             self.ckpt = load_checkpoint(self.path, "ckpt")
-            self.G = from_checkpoint(self.ckpt, cfg.ema, device).net
-            self.shape = tuple(self.ckpt["data"]["shape"])
+            generator = from_checkpoint(self.ckpt, cfg.ema, device)
+            self.G = generator.net
+            self.shape = generator.data_shape
             self.n, self.label = cfg.n, f"{self.path} (step {self.ckpt['step']})"
-            self.z = torch.randn(
-                cfg.n, self.config.model.z_dim, generator=torch.Generator().manual_seed(cfg.seed)
-            ).to(device)
-            classes = self.ckpt["data"]["num_classes"] if self.config.get("conditioning") else None
-            self.labels = None if classes is None else class_labels(cfg.n, classes).to(device)
+            # the latents and classes `ganrun sample` draws for the same seed and n
+            self.z = generator.latents(cfg.n, cfg.seed).to(device)
+            labels = generator.labels_for(cfg.n, None)
+            self.labels = None if labels is None else labels.to(device)
             self.batch_size = cfg.batch_size
         else:
             self.image_set = open_image_set(cfg.fake, "fake")

@@ -55,10 +55,7 @@ def eval_due(step: int, cfg: LoopConfig) -> bool:
 
 def learning_rates(state: TrainState) -> dict[str, float]:
     """lr/<player> of every player (first param group, without the lazy-reg correction)."""
-    return {
-        f"lr/{name.lower()}": p.opt.param_groups[0]["lr"] / p.reg_ratio
-        for name, p in state.players.items()
-    }
+    return {f"lr/{name.lower()}": p.base_lr() for name, p in state.players.items()}
 
 
 def skipped_updates(state: TrainState) -> dict[str, float]:

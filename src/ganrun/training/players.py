@@ -53,6 +53,11 @@ class Player:
         if self.ema is not None:
             unwrap(self.ema).load_state_dict(saved["ema"])
 
+    def base_lr(self) -> float:
+        """The first param group's lr without the lazy-regularisation correction: the value
+        the config (or a schedule) set, as logged under lr/<player>."""
+        return self.opt.param_groups[0]["lr"] / self.reg_ratio
+
     def modules(self) -> list[nn.Module]:
         """The network and its EMA copy (what moves to a device or a memory format)."""
         return [self.net] + ([] if self.ema is None else [self.ema])

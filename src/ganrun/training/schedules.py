@@ -160,8 +160,7 @@ class LearningRate(PlayerParameter):
     prefix = "lr"
 
     def read(self, run: Any) -> float:
-        p = self.of(run)
-        return p.opt.param_groups[0]["lr"] / p.reg_ratio
+        return self.of(run).base_lr()
 
     def write(self, run: Any, value: float) -> None:
         p = self.of(run)
