@@ -26,13 +26,23 @@ from ganrun.training.train import train
 SHAPE = (1, 16, 16)
 
 
+# the model each conditioning option is stepped with (default: the dcgan preset)
+CONDITIONING_MODEL = {"native": "model=stylegan2"}
+# the D class each option gives
+CONDITIONING_D = {"native": "ganrun.models.stylegan2.StyleGAN2Discriminator"}
+
+
 @pytest.mark.parametrize("name", options("conditioning"))
 def test_conditioning_yaml_builds_and_steps(name, make_cfg):
     """conditioning=<name> on the labelled digits: both players move in one D and one G step."""
-    _, d_change, g_change, logs, built = train_one_step(make_cfg(f"conditioning={name}"))
-    assert isinstance(
-        built["state"].players["D"].net, (ProjectionDiscriminator, ACGANDiscriminator)
-    )
+    model = CONDITIONING_MODEL.get(name, "model=dcgan")
+    _, d_change, g_change, logs, built = train_one_step(make_cfg(f"conditioning={name}", model))
+    expected = CONDITIONING_D.get(name)
+    D = built["state"].players["D"].net
+    if expected is None:
+        assert isinstance(D, (ProjectionDiscriminator, ACGANDiscriminator))
+    else:
+        assert f"{type(D).__module__}.{type(D).__name__}" == expected
     assert 0 < max(d_change.values()) < 1
     assert 0 < max(g_change.values()) < 1
 
@@ -78,7 +88,7 @@ def test_conditional_bn_needs_batchnorm():
 def test_projection_adds_the_label_embedding_inner_product():
     """D(x, y) = classify(phi(x)) + <embed(y), phi(x)>, checked against the pieces by hand."""
     base = DCGANDiscriminator(SHAPE, width=8).eval()
-    D = ProjectionDiscriminator(base, 10, SHAPE).eval()
+    D = ProjectionDiscriminator(lambda: base, 10, SHAPE).eval()
     x, y = torch.randn(3, *SHAPE), torch.tensor([0, 4, 9])
     phi = base.features(x).flatten(1)
     assert D.embed.weight.shape == (10, phi.shape[1])
@@ -140,7 +150,7 @@ def test_acgan_aux_loss_is_weighted_class_cross_entropy_in_both_players():
 
     torch.manual_seed(0)
     base = DCGANDiscriminator(SHAPE, width=8).eval()
-    D = ACGANDiscriminator(base, 10, SHAPE, weight=0.5).eval()
+    D = ACGANDiscriminator(lambda: base, 10, SHAPE, weight=0.5).eval()
     x, y = torch.randn(4, *SHAPE), torch.tensor([1, 2, 3, 4])
     logits = D.class_logits(x)
     by_hand = -sum(torch.log_softmax(logits[i], 0)[y[i]] for i in range(4)) / 4
@@ -157,7 +167,7 @@ def test_acgan_aux_loss_is_weighted_class_cross_entropy_in_both_players():
     g_with, g_logs = loss.g_loss(D, fake, aux=aux)
     g_without, _ = loss.g_loss(D, fake)
     torch.testing.assert_close(g_with - g_without, D.aux_loss(fake, y))
-    assert auxiliary(ProjectionDiscriminator(base, 10, SHAPE), y) is None
+    assert auxiliary(ProjectionDiscriminator(lambda: base, 10, SHAPE), y) is None
     assert auxiliary(D, None) is None
 
 

@@ -70,7 +70,7 @@ DATASET_SHAPES = {
     "grid25": (2,),
 }
 # Models that only take square images (building them on 2-D points must fail clearly).
-IMAGE_ONLY_MODELS = {"dcgan", "resnet"}  # models that reject 2-D point data
+IMAGE_ONLY_MODELS = {"dcgan", "resnet", "stylegan2", "r3gan", "biggan"}  # models that reject 2-D point data
 # |first update| / lr of each optimizer for gradients well above eps (Adam: lr * g / |g|;
 # RMSprop with alpha=0.99: lr * g / sqrt(0.01 g^2) = 10 lr).
 FIRST_STEP_SIZE = {"torch.optim.Adam": 1.0, "torch.optim.RMSprop": 10.0}

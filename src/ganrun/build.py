@@ -143,19 +143,26 @@ def build_generator(
     return spectral_norm_all(G) if model.get("sn_g", False) else G
 
 
+def _plain_discriminator(model: DictConfig, shape: tuple[int, ...], **kw: Any) -> torch.nn.Module:
+    """model.discriminator (kw: e.g. num_classes for a natively conditional D), with spectral
+    norm on every layer when model.sn_d."""
+    D = make(model.discriminator, "model.discriminator", data_shape=shape, **kw)
+    return spectral_norm_all(D) if model.get("sn_d", False) else D
+
+
 def build_discriminator(
     cfg: DictConfig, data_shape: tuple[int, ...], num_classes: int | None = None
 ) -> torch.nn.Module:
     """D, with spectral norm when model.sn_d, label-conditioned when `conditioning` is set,
     behind the input augmentation when one is set."""
     shape = tuple(data_shape)
-    D = make(cfg.model.discriminator, "model.discriminator", data_shape=shape)
-    if cfg.model.get("sn_d", False):
-        D = spectral_norm_all(D)
+    make_base = functools.partial(_plain_discriminator, cfg.model, shape)
     conditioning = cfg.get("conditioning")
     if _needs_labels(conditioning, num_classes):
         wrapper = make(conditioning.discriminator, "conditioning.discriminator")
-        D = wrapper(base=D, num_classes=num_classes, data_shape=shape)
+        D = wrapper(make_base=make_base, num_classes=num_classes, data_shape=shape)
+    else:
+        D = make_base()
     if cfg.get("augment"):
         if hasattr(D, "aux_loss"):
             raise GanrunError(

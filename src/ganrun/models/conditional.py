@@ -12,6 +12,12 @@ Discriminator side:
   same features (Odena et al. 2017); its `aux_loss(x, y)` is the class cross-entropy that
   the losses add for D (reals and fakes) and for G (fakes).
 
+Native conditioning (`conditioning=native`): a model with its own class conditioning
+(StyleGAN2's label embedding into the mapping network, BigGAN's shared-embedding conditional
+BatchNorm) is built with `num_classes` and no wrapper: native_generator/native_discriminator.
+
+Every wrapper gets `make_base` (a factory of the plain network; keyword arguments reach the
+model's constructor) rather than a built network, so native models fit the same call.
 The wrapped network is `.base` (not `.module`), so checkpoints keep the whole conditional
 model, embeddings included.
 """
@@ -104,8 +110,11 @@ def feature_width(base: nn.Module, data_shape: tuple[int, ...], what: str) -> in
 class ProjectionDiscriminator(nn.Module):
     """D(x, y) = base.classify(phi) + <embed(y), phi>, phi = base.features(x) flattened."""
 
-    def __init__(self, base: nn.Module, num_classes: int, data_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, make_base: Callable[..., nn.Module], num_classes: int, data_shape: tuple[int, ...]
+    ) -> None:
         super().__init__()
+        base = make_base()
         width = feature_width(base, data_shape, "projection conditioning")
         self.base = base
         self.embed = nn.Embedding(num_classes, width)
@@ -121,10 +130,14 @@ class ACGANDiscriminator(nn.Module):
     """Real/fake logits from the wrapped D, plus a linear class head on the same features."""
 
     def __init__(
-        self, base: nn.Module, num_classes: int, data_shape: tuple[int, ...], weight: float = 1.0
+        self,
+        make_base: Callable[..., nn.Module],
+        num_classes: int,
+        data_shape: tuple[int, ...],
+        weight: float = 1.0,
     ) -> None:
         super().__init__()
-        self.base = base
+        self.base = base = make_base()
         self.weight = weight
         self.classifier = nn.Linear(feature_width(base, data_shape, "ACGAN"), num_classes)
 
@@ -137,3 +150,17 @@ class ACGANDiscriminator(nn.Module):
     def aux_loss(self, x: Tensor, y: Tensor) -> Tensor:
         """weight * cross-entropy of the class head on x against labels y."""
         return self.weight * F.cross_entropy(self.class_logits(x).float(), y)
+
+
+def native_generator(
+    make_base: Callable[..., nn.Module], num_classes: int, z_dim: int
+) -> nn.Module:
+    """A generator that conditions itself: built with num_classes, called as G(z, y=labels)."""
+    return make_base(num_classes=num_classes)
+
+
+def native_discriminator(
+    make_base: Callable[..., nn.Module], num_classes: int, data_shape: tuple[int, ...]
+) -> nn.Module:
+    """A discriminator that conditions itself: built with num_classes, called as D(x, y=labels)."""
+    return make_base(num_classes=num_classes)
