@@ -100,8 +100,8 @@ def test_torchscript_export_matches_the_checkpoint(runs, tmp_path):
 
 
 def test_refusals(runs, tmp_path):
-    with pytest.raises(GanrunError, match="format=onnx is not an export format"):
-        exported(tmp_path, runs / "plain", "onnx")
+    with pytest.raises(GanrunError, match="format=tflite is not an export format"):
+        exported(tmp_path, runs / "plain", "tflite")
     g = ganrun.load(runs / "plain")
     with pytest.raises(GanrunError, match="truncation=0.7"):
         g.sample(4, truncation=0.7)

@@ -90,7 +90,7 @@ TASKS: dict[str, Task] = {
     "train": Task(_train, "train a GAN; writes a run folder (outputs/<date>/<time>/)", True),
     "sample": Task(_sample, "draw samples from a checkpoint: ckpt=<file> n=64 out=<dir> seed=0"),
     "export": Task(
-        _export, "a checkpoint's generator: ckpt=<file> format=safetensors|torchscript out=<dir>"
+        _export, "a checkpoint's generator: ckpt=<file> format=safetensors|torchscript|onnx out=<dir>"
     ),
     "eval": Task(
         _eval, "FID/KID/IS/PR: ckpt=<file> metrics=[fid,kid] | real=<dir|dataset> fake=<dir|npz>"

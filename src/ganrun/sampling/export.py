@@ -2,12 +2,16 @@
 
     ganrun export ckpt=<file or run folder> format=safetensors out=<dir>   # weights + config.json
     ganrun export ckpt=<file or run folder> format=torchscript out=<dir>   # a traced module
+    ganrun export ckpt=<file or run folder> format=onnx out=<dir>          # an ONNX graph
 
 safetensors: the EMA generator's weights (generator.safetensors, no pickle) and config.json
 (model config, data shape, classes, step): `ganrun.load(<dir>)` rebuilds the generator from
 those two alone. torchscript: generator.torchscript.pt, traced on the CPU in eval mode, called
 as module(z) or, for a conditional generator, module(z, y); torch.jit.load reads it without
-ganrun installed.
+ganrun installed. onnx: generator.onnx (fp32, weights inside), inputs `z` (batch, z_dim) float32
+and, for a conditional generator, `labels` (batch,) int64; output `images`; the batch axis is
+dynamic. Made by torch.onnx's exporter (torch.export + onnxscript, the one torch keeps; the
+TorchScript-based one is deprecated), so onnxruntime or any ONNX runtime runs it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from ganrun.sampling.generator import (
 from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint
 
 TORCHSCRIPT_FILE = "generator.torchscript.pt"
+ONNX_FILE = "generator.onnx"
+ONNX_INPUTS = ("z", "labels")  # labels only for a conditional generator
+ONNX_OUTPUT = "images"
 
 
 def export_config(ckpt: dict, source: Path, files: list[str]) -> dict:
@@ -55,10 +62,15 @@ def safetensors_bytes(G: Generator) -> bytes:
     return save(state, metadata={"format": EXPORT_FORMAT})
 
 
+def example_inputs(G: Generator) -> tuple[torch.Tensor, ...]:
+    """2 latents (and 2 int64 labels, when conditional): what tracing and export call G on."""
+    z = G.latents(2, 0)
+    return (z,) if G.num_classes is None else (z, torch.arange(2) % G.num_classes)
+
+
 def torchscript_bytes(G: Generator) -> bytes:
     """The generator traced on 2 example inputs (labels too, when conditional)."""
-    z = G.latents(2, 0)
-    example = (z,) if G.num_classes is None else (z, torch.arange(2) % G.num_classes)
+    example = example_inputs(G)
     with torch.no_grad(), warnings.catch_warnings():
         # torch marks TorchScript deprecated in favour of torch.export; it still loads anywhere
         warnings.simplefilter("ignore", FutureWarning)
@@ -68,9 +80,36 @@ def torchscript_bytes(G: Generator) -> bytes:
     return buf.getvalue()
 
 
+def onnx_bytes(G: Generator) -> bytes:
+    """The generator as one ONNX model with a dynamic batch axis (weights inside the file).
+
+    The example batch is 2, not 1, so torch.export does not specialise the batch size to a
+    constant; the ONNX graph then runs any batch, 1 included.
+    """
+    from torch.export import Dim
+
+    example = example_inputs(G)
+    names = list(ONNX_INPUTS[: len(example)])
+    batch = Dim("batch")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.export's notes on the dynamic-shape renaming
+        program = torch.onnx.export(
+            G.net.cpu(),
+            example,
+            dynamo=True,
+            input_names=names,
+            output_names=[ONNX_OUTPUT],
+            dynamic_shapes=tuple({0: batch} for _ in example),
+            external_data=False,
+            verbose=False,
+        )
+    return program.model_proto.SerializeToString()
+
+
 WRITERS = {
     "safetensors": (EXPORT_WEIGHTS, safetensors_bytes),
     "torchscript": (TORCHSCRIPT_FILE, torchscript_bytes),
+    "onnx": (ONNX_FILE, onnx_bytes),
 }
 
 

@@ -118,7 +118,8 @@ def from_export(folder: Path, device: str = "cpu") -> Generator:
         raise GanrunError(
             f"{folder} holds a ganrun export without {EXPORT_WEIGHTS} (files: "
             f"{', '.join(config.get('files', []))}); a TorchScript export loads with "
-            f"torch.jit.load. Export with format=safetensors for ganrun.load."
+            f"torch.jit.load, an ONNX one with onnxruntime. Export with format=safetensors for "
+            f"ganrun.load."
         )
     shape = tuple(config["data"]["shape"])
     model = OmegaConf.create(config["model"])
