@@ -6,7 +6,8 @@
 Trains ganrun.evaluation.features.digit_classifier.DigitClassifier on MNIST's 60,000 training images
 (random translations of up to 2 px), reports the accuracy on the 10,000 test images and the
 wall time, and writes {"state_dict", "test_accuracy", "epochs", "seed", ...} atomically to
---out (default .cache/ganrun/digit_classifier.pt, or $GANRUN_CACHE/digit_classifier.pt).
+--out (default $GANRUN_CACHE/digit_classifier.pt; without GANRUN_CACHE the user cache folder,
+~/.cache/ganrun/digit_classifier.pt on Linux (XDG_CACHE_HOME when set)).
 Runs on the CPU with 2 threads: about 3 minutes for the default 3 epochs.
 """
 

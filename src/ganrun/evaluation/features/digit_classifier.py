@@ -10,8 +10,8 @@ two CPU cores, >99% test accuracy) and read back from a checkpoint; nothing down
 Inputs at another resolution are resized to 28x28 inside (antialiased bilinear), so samples
 of a DCGAN at 32x32 can be classified as they are.
 
-Default checkpoint: $GANRUN_CACHE/digit_classifier.pt, where GANRUN_CACHE defaults to
-.cache/ganrun under the current directory (git-ignored).
+Default checkpoint: <cache>/digit_classifier.pt when retrained there, else the packaged weights;
+<cache> is $GANRUN_CACHE, else the user cache folder (~/.cache/ganrun; ganrun/cache.py).
 """
 
 from __future__ import annotations
