@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from ganrun.augment.discriminator import AugmentedDiscriminator
+from ganrun.augment.state import augment_components
 from ganrun.errors import GanrunError
 from ganrun.losses.base import AdversarialLoss
 from ganrun.models.layers import spectral_norm_all
@@ -209,7 +210,9 @@ def build_state(
     given) is the state's "method" component."""
     method = method or build_method(cfg, data_shape, device, num_classes)
     torch.manual_seed(cfg.seed)
-    return TrainState(players=method.build_players(), components={"method": method})
+    players = method.build_players()
+    # ADA's p and statistics: checkpointed beside the plain D (absent for stateless augments)
+    return TrainState(players=players, components={"method": method, **augment_components(players)})
 
 
 def build_schedules(cfg: DictConfig) -> Schedules:

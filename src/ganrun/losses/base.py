@@ -50,6 +50,7 @@ class AdversarialLoss:
         aux: Aux | None = None,
         penalty_D: Callable[[Tensor], Tensor] | None = None,
         grad_scale: Tensor | None = None,
+        observe: Callable[[Tensor], None] | None = None,
     ) -> tuple[Tensor, Logs]:
         """D's loss on a real batch and a (detached) generated batch.
 
@@ -59,9 +60,12 @@ class AdversarialLoss:
         `penalty_D` is the D the penalties differentiate twice (the eager module when D is
         compiled: torch.compile cannot do double backward); default D. `grad_scale` is the
         fp16 grad scaler's scale for the penalties' inner gradients (None: no scaling).
+        `observe` gets the detached real logits (ADA tunes its p on their signs).
         """
         fake = fake.detach()
         real_logits, fake_logits = D(real), D(fake)
+        if observe is not None:
+            observe(real_logits.detach())
         loss = self.d_objective(real_logits.float(), fake_logits.float())
         logs: Logs = {"d/real": real_logits.detach().mean(), "d/fake": fake_logits.detach().mean()}
         for name, penalty in self.penalties.items():

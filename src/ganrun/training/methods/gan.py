@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ganrun.augment.discriminator import real_logit_observer
 from ganrun.errors import GanrunError
 from ganrun.losses.base import AdversarialLoss, Logs
 from ganrun.losses.regularisers import GeneratorRegulariser
@@ -90,6 +91,8 @@ def d_step(
     loss scale (see ganrun.training.amp). keep_fakes: G runs with gradients and each
     micro-batch keeps its fakes for the G step (D's loss sees them detached)."""
     grad_scale = loss_scale(D.scaler, micro[0].real.device)
+    observer = real_logit_observer(local_module(D.net))  # ADA: p follows sign(D(real))
+    real_logits: list[Tensor] = []
     D.opt.zero_grad(set_to_none=True)
     logs = []
     for i, mb in enumerate(micro):
@@ -104,13 +107,22 @@ def d_step(
                     fake = gen(mb.z)
                 mb.fake = fake if keep_fakes else None
                 loss_d, mb_logs = loss.d_loss(
-                    disc, mb.real, fake, index, auxiliary(D.net, mb.labels), penalty_D, grad_scale
+                    disc,
+                    mb.real,
+                    fake,
+                    index,
+                    auxiliary(D.net, mb.labels),
+                    penalty_D,
+                    grad_scale,
+                    None if observer is None else real_logits.append,
                 )
             backward(loss_d, D, len(micro))
         logs.append(mb_logs)
     apply_gradients(D, clip)
     loss.after_d_step(D.net)
-    return mean_logs(logs)
+    if observer is None:
+        return mean_logs(logs)
+    return {**mean_logs(logs), **observer(torch.cat(real_logits))}
 
 
 def g_regularisation(
