@@ -72,6 +72,7 @@ class TestSet:
     a_labels: Tensor | None = None  # (N,) int64 class of each source image (digits)
     b_labels: Tensor | None = None  # (M,) int64
     a_domains: Tensor | None = None  # (N,) int64 domain of each source image (colored_mnist)
+    b_domains: Tensor | None = None  # (N,) int64 target domain asked of each a (StarGAN, colours)
     extra: dict[str, Any] = field(default_factory=dict)  # dataset-specific facts (palette, ...)
 
     def __post_init__(self) -> None:
@@ -101,6 +102,7 @@ class TestSet:
             None if self.a_labels is None else self.a_labels[:n],
             self.b_labels if not self.paired or self.b_labels is None else self.b_labels[:n],
             None if self.a_domains is None else self.a_domains[:n],
+            None if self.b_domains is None else self.b_domains[:n],
             self.extra,
         )
 
@@ -109,7 +111,7 @@ class TestSet:
         if not self.paired:
             raise ValueError("swap an unpaired test set by building it with the domains swapped")
         names = self.names
-        return TestSet(self.b, self.a, names, True, self.b_labels, self.a_labels, None, self.extra)
+        return TestSet(self.b, self.a, names, True, self.b_labels, self.a_labels, extra=self.extra)
 
 
 @runtime_checkable
