@@ -73,6 +73,24 @@ def _export(cfg: DictConfig) -> str:
     return str(export(cfg))
 
 
+def _video(cfg: DictConfig) -> list[str]:
+    from ganrun.sampling.video import video
+
+    return [str(p) for p in video(cfg)]
+
+
+def _plot(argv: list[str]) -> None:
+    from ganrun.tracking.plots import main as plot_main
+
+    plot_main(argv)
+
+
+def _report(argv: list[str]) -> None:
+    from ganrun.tracking.report import main as report_main
+
+    report_main(argv)
+
+
 def _runs(argv: list[str]) -> None:
     from ganrun.tracking.runs_table import main as runs_main
 
@@ -95,10 +113,15 @@ TASKS: dict[str, Task] = {
     "eval": Task(
         _eval, "FID/KID/IS/PR: ckpt=<file> metrics=[fid,kid] | real=<dir|dataset> fake=<dir|npz>"
     ),
+    "video": Task(
+        _video, "mp4 + gif: ckpt=<file> kind=interpolate n=16 | run=<run folder> kind=timelapse"
+    ),
 }
 # plain commands (argparse, no Hydra config): name -> (function of the arguments, doc)
 COMMANDS: dict[str, tuple[Callable[[list[str]], None], str]] = {
     "runs": (_runs, "table of existing runs or sweeps, no training: ganrun runs multirun/<date>"),
+    "plot": (_plot, "metric plots into <folder>/plots/: ganrun plot <run or sweep folder>"),
+    "report": (_report, "one self-contained HTML report: ganrun report <run or sweep folder>"),
 }
 
 

@@ -48,15 +48,31 @@ def tile(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Tensor:
 
 def save_grid(images: torch.Tensor, path: str | Path) -> None:
     """A square-ish grid PNG of [-1, 1] images (N, C, H, W)."""
+    atomic_write(path, png_bytes(grid_image(images)))
+
+
+def grid_image(images: torch.Tensor) -> np.ndarray:
+    """The square-ish grid of [-1, 1] images (N, C, H, W) as uint8 (H, W) or (H, W, C): the
+    pixels of save_grid's PNG, which videos reuse frame by frame."""
     grid = tile(to_uint8(images), nrow=max(1, math.ceil(math.sqrt(images.shape[0]))))
     array = grid.permute(1, 2, 0).numpy()
-    atomic_write(path, png_bytes(array[..., 0] if images.shape[1] == 1 else array))
+    return array[..., 0] if images.shape[1] == 1 else array
 
 
 def save_scatter(points: torch.Tensor, path: str | Path, size: int = 512) -> None:
     """A scatter PNG of 2-D points, the axes fitted to the points with a 5% margin."""
+    atomic_write(path, png_bytes(scatter_image(points, size)))
+
+
+def scatter_image(
+    points: torch.Tensor, size: int = 512, bounds: torch.Tensor | None = None
+) -> np.ndarray:
+    """The scatter plot of 2-D points as an RGB array (size, size, 3). `bounds` (2, 2: the
+    lowest and highest x, y to show; default the points' own) keeps the axes still across
+    the frames of a video."""
     pts = points.detach().float().cpu()
-    lo, hi = pts.min(0).values, pts.max(0).values
+    box = pts if bounds is None else bounds.float()
+    lo, hi = box.min(0).values, box.max(0).values
     span = (hi - lo).max().clamp_min(1e-6) * 1.1
     centre = (hi + lo) / 2
     pix = ((pts - centre) / span + 0.5) * (size - 1)
@@ -65,7 +81,7 @@ def save_scatter(points: torch.Tensor, path: str | Path, size: int = 512) -> Non
     for x, y in pix.tolist():
         y = size - 1 - y
         draw.ellipse((x - 1.5, y - 1.5, x + 1.5, y + 1.5), fill=(31, 119, 180))
-    atomic_write(path, png_bytes(np.asarray(img)))
+    return np.asarray(img)
 
 
 def save_samples(samples: torch.Tensor, path: str | Path) -> None:
