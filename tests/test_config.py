@@ -6,6 +6,7 @@ composed, instantiated (and, for models, stepped) without anyone adding it here.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,15 @@ IMAGE_ONLY_MODELS = {"dcgan", "resnet", "stylegan2", "r3gan", "biggan"}  # model
 # |first update| / lr of each optimizer for gradients well above eps (Adam: lr * g / |g|;
 # RMSprop with alpha=0.99: lr * g / sqrt(0.01 g^2) = 10 lr).
 FIRST_STEP_SIZE = {"torch.optim.Adam": 1.0, "torch.optim.RMSprop": 10.0}
+# Parameters (regex on their names) that get exactly zero gradient at the first step, by
+# design: they sit in front of a zero-initialised weight that makes a fresh block the
+# identity (R3GAN's fix-up init zeroes each residual block's last conv; SAGAN's attention
+# output is scaled by gamma = 0). They move from the second step on: test_r3gan.py and
+# test_biggan.py check that.
+STILL_AT_FIRST_STEP = {
+    "r3gan": r"stages\.\d+\.\d+\.conv[12]\.",
+    "biggan": r"blocks\.\d+\.(theta|phi|g|o)\.",
+}
 
 
 def params_for(group: str, needs: dict | None = None) -> list:
@@ -192,15 +202,21 @@ def test_model_takes_one_optimizer_step(model, dataset, make_cfg):
         with pytest.raises(GanrunError, match=r"needs square images.*model=mlp"):
             build_all(cfg)
         return
-    cfg, d_change, g_change, logs, _ = train_one_step(cfg)
+    cfg, d_change, g_change, logs, built = train_one_step(cfg)
     for player, change, lr in (
         ("D", d_change, cfg.optimizer.d.lr),
         ("G", g_change, cfg.optimizer.g.lr),
     ):
         moved = [k for k, v in change.items() if v > 0.0]
-        assert sorted(moved) == sorted(change), f"{player} parameters that did not move"
-        # Adam's first update is lr * g / (|g| + eps): at most lr, and lr where |g| >> eps
-        torch.testing.assert_close(max(change.values()), lr, rtol=1e-3, atol=0.0)
+        still = STILL_AT_FIRST_STEP.get(model)
+        expected = [k for k in change if not (still and re.search(still, k))]
+        assert sorted(moved) == sorted(expected), f"{player} parameters that did not move"
+        # Adam's first update is lr * g / (|g| + eps): at most lr, and lr where |g| >> eps;
+        # measured within float32 rounding at the largest weight (StyleGAN2's mapping weights
+        # are stored N(0, 1) / lr_mul, about 100, where one ulp is ~1e-5)
+        net = built["state"].players[player].net
+        ulp = max(p.detach().abs().max().item() for p in net.parameters()) * 2.0**-23
+        torch.testing.assert_close(max(change.values()), lr, rtol=1e-3, atol=ulp)
     assert sorted(logs) == ["d/fake", "d/real", "loss/d", "loss/g"]
 
 

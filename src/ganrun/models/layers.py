@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganrun.errors import GanrunError
@@ -71,3 +73,32 @@ def upsampling_plan(resolution: int, model: str) -> tuple[int, int]:
         f"map, so the resolution must be 4 or 7 times a power of two (16, 28, 32, 64, 128...). "
         f"Set dataset.resolution to one of those."
     )
+
+
+class SelfAttention(nn.Module):
+    """SAGAN's self-attention block (Zhang et al. 2019; BigGAN): x + gamma * o(attend(x)).
+
+    Queries at every position, keys and values max-pooled by 2 (SAGAN/BigGAN: 4x fewer
+    pairs), channels c/8 for queries and keys and c/2 for values. gamma starts at 0, so a
+    fresh block is the identity and the network first learns without attention; it needs
+    an even-sized input of at least 2x2. No biases (BigGAN). Spectral norm comes from the
+    model's sn_g / sn_d like every other conv.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        key, value = max(channels // 8, 1), max(channels // 2, 1)
+        self.theta = nn.Conv2d(channels, key, 1, bias=False)  # queries
+        self.phi = nn.Conv2d(channels, key, 1, bias=False)  # keys
+        self.g = nn.Conv2d(channels, value, 1, bias=False)  # values
+        self.o = nn.Conv2d(value, channels, 1, bias=False)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        query = self.theta(x).flatten(2)  # (B, c/8, HW)
+        key = F.max_pool2d(self.phi(x), 2).flatten(2)  # (B, c/8, HW/4)
+        value = F.max_pool2d(self.g(x), 2).flatten(2)  # (B, c/2, HW/4)
+        attention = torch.softmax(query.transpose(1, 2) @ key, dim=-1)  # (B, HW, HW/4)
+        out = (value @ attention.transpose(1, 2)).view(b, -1, h, w)
+        return x + self.gamma * self.o(out)
