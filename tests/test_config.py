@@ -56,6 +56,9 @@ EXPERIMENT_NEEDS = {
     "mnist_dcgan": ([ROOT], needs_mnist),
     "stacked_mnist": ([ROOT, "dataset.size=1000"], needs_mnist),
     "cifar10_dcgan": ([ROOT], needs_cifar10),
+    "r3gan_cifar10": ([ROOT], needs_cifar10),
+    "r3gan_stacked_mnist": ([ROOT, "dataset.size=1000"], needs_mnist),
+    "biggan_cifar10": ([ROOT], needs_cifar10),
 }
 # Datasets whose files exist nowhere here: building must fail, naming this expected file.
 MISSING_FILES = {"fashion_mnist": "FashionMNIST/raw/train-images-idx3-ubyte.gz"}
