@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from ganrun.data.digits import Digits
+from ganrun.data.mnist import MNIST, FashionMNIST
 from ganrun.data.translation import Baseline, PairedTensors, check_direction
 from ganrun.errors import GanrunError
 
@@ -97,16 +99,6 @@ def in_chunks(fn: Any, images: Tensor) -> Tensor:
     return torch.cat([fn(chunk) for chunk in images.split(CHUNK)]) if len(images) else images
 
 
-def from_unit(fn: Any) -> Baseline:
-    """A uint8 -> uint8 function as a [-1, 1] -> [-1, 1] baseline."""
-
-    def baseline(a: Tensor) -> Tensor:
-        u = ((a.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-        return fn(u).float().div(127.5).sub(1.0)
-
-    return baseline
-
-
 class DerivedPairs(PairedTensors):
     """(a = degrade(b), b) pairs from an image dataset; subclasses give degrade and baselines."""
 
@@ -136,6 +128,8 @@ class DerivedPairs(PairedTensors):
                 f"dataset={self.task} needs an image dataset as its source."
             )
         self.source_node = node
+        # content accuracy (digit classifier) only where the images are handwritten digits
+        self.digits = isinstance(train, (MNIST, Digits)) and not isinstance(train, FashionMNIST)
         b_train = train.real_images(len(train))
         labels_train = getattr(train, "labels", None)
         if "split" in node and node.split != eval_split:

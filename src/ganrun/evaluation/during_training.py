@@ -104,7 +104,16 @@ def make_evaluator(
     The inputs come from a dedicated torch.Generator seeded with `seed`, never from the
     global RNG, and evaluation runs under isolated_rng(), so evaluating does not change the
     run (resume stays bit-exact).
+
+    A translation method (one with `translator(state)`, data/translation.py) on translation
+    data (one with `test_set()`) is scored on the fixed test set instead: PSNR/SSIM/L1 beside
+    the baselines, content accuracy, and `images` on its translations
+    (evaluation/translation.py).
     """
+    if hasattr(method, "translator") and hasattr(data, "test_set"):
+        from ganrun.evaluation.translation import translation_evaluator
+
+        return translation_evaluator(data, method, n, images)
     inputs = method.sample_inputs(n, seed)
 
     def evaluate(state: TrainState) -> dict[str, float]:
