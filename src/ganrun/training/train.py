@@ -179,7 +179,7 @@ def train(
             evaluate = None
             if (
                 loop_cfg.eval_every > 0
-                and (hasattr(data, "evaluate") or images is not None)
+                and (hasattr(data, "evaluate") or images is not None or hasattr(data, "test_set"))
                 and ranks.is_main
             ):
                 evaluate = make_evaluator(data, method, trainer.eval_samples, cfg.seed, images)
