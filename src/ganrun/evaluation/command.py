@@ -37,7 +37,7 @@ from ganrun.evaluation.image_evaluator import (
     generated_images,
 )
 from ganrun.evaluation.imagesets import DatasetImages, ImageSet, open_image_set
-from ganrun.sampling.generate import generate
+from ganrun.sampling.generate import generate, truncation_options
 from ganrun.sampling.generator import from_checkpoint
 from ganrun.sampling.images import to_uint8
 from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint
@@ -83,6 +83,12 @@ class Fakes:
             labels = generator.labels_for(cfg.n, None)
             self.labels = None if labels is None else labels.to(device)
             self.batch_size = cfg.batch_size
+            # psi and layer cutoff, as `ganrun sample` passes them (checked before any work)
+            self.truncation = {
+                "truncation": cfg.get("truncation"),
+                "truncation_cutoff": cfg.get("truncation_cutoff"),
+            }
+            truncation_options(self.G, **self.truncation)
         else:
             self.image_set = open_image_set(cfg.fake, "fake")
             self.shape, self.n, self.label = self.image_set.shape, len(self.image_set), cfg.fake
@@ -94,7 +100,7 @@ class Fakes:
 
     def all_samples(self) -> torch.Tensor:
         """Every generated sample as float (for a dataset's own metrics, e.g. mode counts)."""
-        return generate(self.G, self.z, self.batch_size, self.labels)
+        return generate(self.G, self.z, self.batch_size, self.labels, **self.truncation)
 
     def chunks(self, samples: torch.Tensor | None = None) -> Iterable[torch.Tensor]:
         """uint8 chunks: of `samples` when already drawn, else streamed from G or the set."""
@@ -102,7 +108,7 @@ class Fakes:
             return to_uint8(samples).split(self.batch_size)
         if self.image_set is not None:
             return self.image_set.chunks(self.n, 500)
-        return generated_images(self.G, self.z, self.labels, self.batch_size)
+        return generated_images(self.G, self.z, self.labels, self.batch_size, **self.truncation)
 
 
 def real_side(cfg: DictConfig, fakes: Fakes) -> tuple[ImageSet | None, Any]:
@@ -208,6 +214,13 @@ def evaluate(cfg: DictConfig, console: Console | None = None) -> dict[str, Any]:
     console = console or Console()
     check_sources(cfg)
     device = resolve_device(cfg.device)
+    if cfg.ckpt:  # a translation run is scored on its test set (evaluation/translation_command)
+        from ganrun.evaluation.translation_command import evaluate_translation, is_translation
+
+        path = resolve_checkpoint(cfg.ckpt, "ckpt")
+        ckpt = load_checkpoint(path, "ckpt")
+        if is_translation(ckpt):
+            return evaluate_translation(cfg, path, ckpt, device, console)
     fakes = Fakes(cfg, device)
     if len(fakes.shape) != 3 and cfg.real:
         raise GanrunError(
