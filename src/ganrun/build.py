@@ -193,10 +193,14 @@ def build_method(
     device: torch.device,
     num_classes: int | None = None,
     world_size: int = 1,
+    source_shape: tuple[int, ...] | None = None,
+    data: Any = None,
 ) -> Method:
-    """The `method` node (a `_partial_` class) called with the run's facts."""
+    """The `method` node (a `_partial_` class) called with the run's facts (translation
+    data: also its source shape and the dataset, see RunSpec)."""
     factory = make(cfg.method, "method")
-    return factory(RunSpec(cfg, tuple(data_shape), num_classes, device, world_size))
+    source = None if source_shape is None else tuple(source_shape)
+    return factory(RunSpec(cfg, tuple(data_shape), num_classes, device, world_size, source, data))
 
 
 def build_state(

@@ -2,7 +2,8 @@
 
 Strided 4x4 convs (the first without BatchNorm), then two stride-1 4x4 convs: at 256x256
 with depth 3 it is pix2pix's 70x70 PatchGAN with a 30x30 logit map. D returns the map
-(B, h, w); the objectives average over all entries, so every patch is judged.
+(B, h, w); the objectives average over all entries, so every patch is judged. A conditional
+D (pix2pix) is this network on cat(source, target): data_shape then holds the summed channels.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 
 from ganrun.errors import GanrunError
 from ganrun.models.layers import dcgan_init, dropout_layers, image_shape
+from ganrun.models.norms import check_norm, conv_bias, norm_layer
 
 
 class PatchDiscriminator(nn.Module):
@@ -24,9 +26,11 @@ class PatchDiscriminator(nn.Module):
         depth: int | None = None,
         slope: float = 0.2,
         dropout: float = 0.0,
+        norm: str = "batch",  # batch | instance | none (CycleGAN's D: instance)
     ) -> None:
         super().__init__()
         channels, resolution = image_shape(data_shape, "patchgan")
+        check_norm(norm, "discriminator")
         most = int(math.log2(resolution)) - 2  # keeps the logit map at least 2x2
         depth = min(3, most) if depth is None else depth
         if not 1 <= depth <= most:
@@ -44,8 +48,8 @@ class PatchDiscriminator(nn.Module):
         for i in range(1, depth + 1):
             stride = 2 if i < depth else 1
             layers += [
-                nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=False),
-                nn.BatchNorm2d(widths[i]),
+                nn.Conv2d(widths[i - 1], widths[i], 4, stride, 1, bias=conv_bias(norm)),
+                norm_layer(norm, widths[i]),
                 nn.LeakyReLU(slope, True),
                 *dropout_layers(dropout),
             ]

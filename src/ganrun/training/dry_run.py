@@ -42,7 +42,10 @@ def dry_step(cfg: DictConfig, data: Any, device: torch.device) -> None:
         cfg, {"trainer": {"batch_size": DRY_BATCH, "n_critic": 1, "accumulate": 1}}
     )
     with isolated_rng():
-        method = build_method(dry, data.shape, device, data.num_classes)
+        source_shape = getattr(data, "source_shape", None)  # translation data only
+        method = build_method(
+            dry, data.shape, device, data.num_classes, source_shape=source_shape, data=data
+        )
         state = build_state(dry, data.shape, device, data.num_classes, method)
         try:
             method.step(state, itertools.repeat(_batch(data, device)), 0)
@@ -52,7 +55,10 @@ def dry_step(cfg: DictConfig, data: Any, device: torch.device) -> None:
 
 def _batch(data: Any, device: torch.device) -> tuple[Tensor, Tensor | None]:
     """2 real samples (the first ones, repeated if the data has one) and classes 0, 1: read
-    without the run's batch order or random streams."""
+    without the run's batch order or random streams. Translation data (source_shape): its
+    first batch of 2, (a, b) or (x, domain), a pure function of the seed 0."""
+    if hasattr(data, "source_shape"):
+        return next(iter(data.batches(DRY_BATCH, 0, 0, device)))
     real = data.preview(DRY_BATCH)
     real = real[torch.arange(DRY_BATCH) % len(real)].to(device)
     labels = class_labels(DRY_BATCH, data.num_classes) if data.num_classes else None

@@ -145,13 +145,22 @@ class PlayerParameter(Parameter):
         return f"{self.prefix}/{self.player.lower()}"
 
     def of(self, run: Any) -> Any:
+        return self.all_of(run)[0]
+
+    def all_of(self, run: Any) -> list[Any]:
+        """The named player; or, for a role with no player of its own name, every player
+        named <role>_<x>: G schedules CycleGAN's G_AB and G_BA, D its D_A and D_B (one
+        schedule YAML for every method)."""
         players = run.state.players
-        if self.player not in players:
+        if self.player in players:
+            return [players[self.player]]
+        found = [p for name, p in players.items() if name.startswith(f"{self.player}_")]
+        if not found:
             raise GanrunError(
                 f"schedule: {self.key()} names player {self.player!r}, but this method's "
                 f"players are {', '.join(players)}. Set the entry's player= to one of them."
             )
-        return players[self.player]
+        return found
 
 
 class LearningRate(PlayerParameter):
@@ -163,9 +172,9 @@ class LearningRate(PlayerParameter):
         return self.of(run).base_lr()
 
     def write(self, run: Any, value: float) -> None:
-        p = self.of(run)
-        for group in p.opt.param_groups:
-            group["lr"] = value * p.reg_ratio
+        for p in self.all_of(run):
+            for group in p.opt.param_groups:
+                group["lr"] = value * p.reg_ratio
 
 
 class AdamBeta2(PlayerParameter):
@@ -183,9 +192,9 @@ class AdamBeta2(PlayerParameter):
         return p.opt.param_groups[0]["betas"][1] ** (1.0 / p.reg_ratio)
 
     def write(self, run: Any, value: float) -> None:
-        p = self.of(run)
-        for group in p.opt.param_groups:
-            group["betas"] = (group["betas"][0], value**p.reg_ratio)
+        for p in self.all_of(run):
+            for group in p.opt.param_groups:
+                group["betas"] = (group["betas"][0], value**p.reg_ratio)
 
 
 class PenaltyWeight(Parameter):

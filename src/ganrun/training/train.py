@@ -89,7 +89,10 @@ def train(
     check_trainer(trainer, device)
     distributed.check(trainer, device, ranks)
     data = build_data(cfg)
-    method = build_method(cfg, data.shape, device, data.num_classes, ranks.world)
+    source_shape = getattr(data, "source_shape", None)  # translation data only
+    method = build_method(
+        cfg, data.shape, device, data.num_classes, ranks.world, source_shape, data
+    )
     state = build_state(cfg, data.shape, device, data.num_classes, method)
     schedules = build_schedules(cfg)
     ema = EmaRate(trainer.ema_decay, trainer.get("ema_kimg", 0.0), trainer.get("ema_rampup"))
@@ -139,6 +142,8 @@ def train(
                 backend = build_backend(cfg, run_dir, hydra_cfg, state.step, continuing)
             config = OmegaConf.to_container(cfg)
             data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
+            if source_shape is not None:  # translate / eval rebuild the translator from it
+                data_facts["source_shape"] = list(source_shape)
 
             def save(paths: list[Path]) -> None:
                 save_checkpoint(checkpoint_payload(state, config, data_facts), paths)

@@ -41,6 +41,10 @@ class RunSpec:
     num_classes: int | None
     device: torch.device
     world_size: int = 1  # processes training together (DDP)
+    # translation data: the source images' shape (None: data_shape) and the dataset itself,
+    # whose fixed test images the sample grids show (None when rebuilt from a checkpoint)
+    source_shape: tuple[int, ...] | None = None
+    data: Any = None
 
 
 class Method(Protocol):
