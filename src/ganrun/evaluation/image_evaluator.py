@@ -52,12 +52,13 @@ def build_extractor(node: Any, device: torch.device) -> FeatureExtractor:
 
 
 def generated_images(
-    G: nn.Module, z: Tensor, labels: Tensor | None, batch_size: int
+    G: nn.Module, z: Tensor, labels: Tensor | None, batch_size: int, **truncation: Any
 ) -> Iterator[Tensor]:
-    """G's samples for z (and labels) as uint8 chunks, so n can exceed memory as floats."""
+    """G's samples for z (and labels) as uint8 chunks, so n can exceed memory as floats;
+    `truncation` (truncation=, truncation_cutoff=) goes to generate()."""
     label_chunks = [None] * len(z.split(batch_size)) if labels is None else labels.split(batch_size)
     for zc, yc in zip(z.split(batch_size), label_chunks):
-        yield to_uint8(generate(G, zc, batch_size, yc))
+        yield to_uint8(generate(G, zc, batch_size, yc, **truncation))
 
 
 def check_shapes(real: ImageSet, fake_shape: tuple[int, ...], fake_label: str) -> None:

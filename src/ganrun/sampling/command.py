@@ -22,7 +22,14 @@ def sample(cfg: DictConfig, console: Console | None = None) -> Path:
     ckpt = load_checkpoint(path, "ckpt")
     G = from_checkpoint(ckpt, cfg.ema, resolve_device(cfg.device))
     labels = G.labels_for(cfg.n, cfg.labels)
-    samples = G.sample(cfg.n, cfg.seed, cfg.labels, batch_size=cfg.batch_size)
+    samples = G.sample(
+        cfg.n,
+        cfg.seed,
+        cfg.labels,
+        truncation=cfg.get("truncation"),
+        batch_size=cfg.batch_size,
+        truncation_cutoff=cfg.get("truncation_cutoff"),
+    )
     extra = {} if labels is None else {"labels": labels.numpy().astype(np.int64)}
     out = Path(cfg.out) if cfg.out else run_folder_of(path) / f"samples_{ckpt['step']:07d}"
     if samples.dim() == 4:

@@ -64,19 +64,19 @@ class Generator:
         labels: list[int] | None = None,
         truncation: float | None = None,
         batch_size: int = 256,
+        truncation_cutoff: int | None = None,
     ) -> Tensor:
-        """n samples as float32 in [-1, 1] on the CPU: (n, C, H, W) images or (n, 2) points."""
+        """n samples as float32 in [-1, 1] on the CPU: (n, C, H, W) images or (n, 2) points.
+
+        truncation: psi of the truncation trick (1: none, 0: the average image; None: off),
+        for generators with `supports_truncation`; truncation_cutoff: truncate only the first
+        that many layers (None: all)."""
         if n < 1:
             raise GanrunError(f"n={n}: the number of samples must be at least 1.")
-        if truncation is not None:
-            raise GanrunError(
-                f"truncation={truncation}: this generator has no mapping network to truncate "
-                f"({type(self.net).__name__}); drop truncation= (it applies to StyleGAN-type "
-                f"models)."
-            )
         y = self.labels_for(n, labels)
         z = self.latents(n, seed).to(self.device)
-        return generate(self.net, z, batch_size, None if y is None else y.to(self.device))
+        y = None if y is None else y.to(self.device)
+        return generate(self.net, z, batch_size, y, truncation, truncation_cutoff)
 
     def images(self, n: int, seed: int = 0, labels: list[int] | None = None, **kw) -> Tensor:
         """n images as uint8 (n, H, W, C), the `images` array of `ganrun sample`'s samples.npz."""

@@ -41,6 +41,8 @@ class LoopConfig:
     sample_every: int
     ckpt_every: int
     eval_every: int = 0  # 0: never evaluate
+    sample_truncation: float | None = None  # sample grids' truncation psi; None: off
+    sample_truncation_cutoff: int | None = None  # sample grids' truncated layers; None: all
 
 
 def due(step: int, every: int, last: int) -> bool:
@@ -69,6 +71,16 @@ def update_emas(state: TrainState, beta: float) -> None:
     for player in state.players.values():
         if player.ema is not None:
             update_ema(player.ema, player.net, beta)
+
+
+def grid_truncation(cfg: LoopConfig) -> dict[str, Any]:
+    """trainer.sample_truncation / sample_truncation_cutoff as the sample-grid keywords of
+    method.sample, only those set (methods without the truncation trick are called as before)."""
+    keys = (
+        ("truncation", cfg.sample_truncation),
+        ("truncation_cutoff", cfg.sample_truncation_cutoff),
+    )
+    return {kw: value for kw, value in keys if value is not None}
 
 
 def fit(
@@ -127,7 +139,7 @@ def fit(
             if samples_dir is not None and due(done, cfg.sample_every, cfg.max_steps):
                 path = samples_dir / f"{done:07d}.png"
                 with torch.no_grad():
-                    save_samples(method.sample(state, fixed_inputs), path)
+                    save_samples(method.sample(state, fixed_inputs, **grid_truncation(cfg)), path)
                 tracker.log_image("samples", path, done)
             stopping = stop is not None and stop.requested_anywhere()
             if stopping or due(done, cfg.ckpt_every, cfg.max_steps):

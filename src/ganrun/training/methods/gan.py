@@ -29,7 +29,7 @@ from ganrun.augment.discriminator import real_logit_observer
 from ganrun.errors import GanrunError
 from ganrun.losses.base import AdversarialLoss, Logs
 from ganrun.losses.regularisers import GeneratorRegulariser
-from ganrun.sampling.generate import class_labels, conditioned, generate
+from ganrun.sampling.generate import class_labels, conditioned, generate, truncation_options
 from ganrun.training.amp import autocast_factory, loss_scale
 from ganrun.training.distributed import local_module
 from ganrun.training.ema import ema_copy
@@ -229,6 +229,10 @@ class GANMethod:
         run, cfg = self.run, self.run.cfg
         G = build_generator(cfg.model, run.data_shape, cfg.get("conditioning"), run.num_classes)
         G = G.to(run.device)
+        trainer = cfg.trainer  # the sample grids' truncation fails here, not after training
+        truncation_options(
+            G, trainer.get("sample_truncation"), trainer.get("sample_truncation_cutoff")
+        )
         D = build_discriminator(cfg, run.data_shape, run.num_classes).to(run.device)
         fp16 = cfg.trainer.precision == "fp16"
         ratios = {"G": 1.0, "D": 1.0}
@@ -279,14 +283,27 @@ class GANMethod:
         return z.to(self.run.device), None if labels is None else labels.to(self.run.device)
 
     def sample(
-        self, state: TrainState, inputs: tuple[Tensor, Tensor | None], batch_size: int = 1024
+        self,
+        state: TrainState,
+        inputs: tuple[Tensor, Tensor | None],
+        batch_size: int = 1024,
+        **truncation: Any,
     ) -> Tensor:
-        """The EMA generator on fixed inputs, float32 on the CPU."""
+        """The EMA generator on fixed inputs, float32 on the CPU; `truncation` (truncation=,
+        truncation_cutoff=: the sample grids' trainer.sample_truncation) goes to generate()."""
         z, labels = inputs
-        return generate(state.players["G"].ema, z, batch_size, labels)
+        return generate(state.players["G"].ema, z, batch_size, labels, **truncation)
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        return {**self.regulariser_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        for name, reg_state in state.get("g_regularisers", {}).items():
+            self.g_regularisers[name].load_state_dict(reg_state)
+
+    def regulariser_state(self) -> dict[str, Any]:
+        """{"g_regularisers": name -> state} for the G regularisers with state (path length's
+        pl_mean); empty when none has any, so such checkpoints are unchanged."""
+        regs = self.g_regularisers.items()
+        states = {name: r.state_dict() for name, r in regs if hasattr(r, "state_dict")}
+        return {"g_regularisers": states} if states else {}
