@@ -81,6 +81,8 @@ class TrainerConfig:
     n_samples: int = 64  # images in each sample grid
     sample_truncation: float | None = None  # sample grids: truncation psi (StyleGAN2, BigGAN); null: off
     sample_truncation_cutoff: int | None = None  # sample grids: StyleGAN2 layers truncated; null: all
+    plots: bool = True  # metric plots in <run>/plots/, redrawn on every sample-grid step
+    timelapse: bool = True  # <run>/videos/timelapse.{mp4,gif} of the sample grids at the end
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     devices: int = 1  # processes on this machine: N > 1 relaunches under torchrun (DDP)
     sync_batchnorm: bool = False  # DDP on CUDA: BatchNorm statistics over all processes' batches

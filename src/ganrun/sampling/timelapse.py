@@ -39,7 +39,7 @@ def sample_grids(run_dir: Path) -> list[tuple[int, Path]]:
 def stamped(image: np.ndarray, text: str) -> np.ndarray:
     """An RGB frame with a black band on top holding `text` in white."""
     h, w = image.shape[:2]
-    band = max(12, min(32, w // 12))
+    band = max(16, min(32, w // 10))  # px: readable on a 74 px grid, not a banner on 512
     canvas = Image.new("RGB", (w, h + band), "black")
     canvas.paste(Image.fromarray(image), (0, band))
     font = ImageFont.load_default(size=max(8, band - 4))

@@ -192,6 +192,14 @@ class WandbBackend:
         self.run.log({name: wandb.Image(str(path))}, step=step)
         self._write_state(step)
 
+    def log_video(self, name: str, path: Path, step: int) -> None:
+        if not self._sendable(step):
+            return
+        import wandb
+
+        self.run.log({name: wandb.Video(str(path), format=path.suffix.lstrip("."))}, step=step)
+        self._write_state(step)
+
     def close(self, exit_code: int = 0) -> None:
         """Finish the W&B run (exit_code != 0 marks it failed); safe to call twice.
 

@@ -97,6 +97,7 @@ def fit(
     ema: EmaRate | None = None,
     guard: NonFiniteGuard | None = None,
     stop: StopSignals | None = None,
+    on_sample: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Train from state.step to cfg.max_steps; returns the last logged metrics.
 
@@ -104,6 +105,7 @@ def fit(
     metrics.jsonl line as eval/<name>. samples_dir=None draws no sample grids (DDP ranks > 0).
     `guard` raises NonFiniteError before a bad value is logged as good or saved; `stop`
     (signals) ends the run with RunInterrupted after the step it arrived in, last.pt saved.
+    `on_sample(step)` runs after each sample grid (the run's plots: tracking/run_visuals.py).
     """
     schedules = schedules or Schedules()
     ema = ema or EmaRate()
@@ -141,6 +143,8 @@ def fit(
                 with torch.no_grad():
                     save_samples(method.sample(state, fixed_inputs, **grid_truncation(cfg)), path)
                 tracker.log_image("samples", path, done)
+                if on_sample is not None:
+                    on_sample(done)
             stopping = stop is not None and stop.requested_anywhere()
             if stopping or due(done, cfg.ckpt_every, cfg.max_steps):
                 guard.check_weights(state, done)

@@ -29,6 +29,7 @@ from ganrun.data.base import check_batch_size
 from ganrun.errors import GanrunError, RunInterrupted
 from ganrun.evaluation.during_training import image_evaluator, keep_best, make_evaluator
 from ganrun.sampling.images import save_samples
+from ganrun.tracking.run_visuals import RunVisuals
 from ganrun.tracking.summary import summary_table
 from ganrun.tracking.tracker import Tracker, log, setup_logging, teardown_logging, truncate_metrics
 from ganrun.training import distributed
@@ -202,6 +203,10 @@ def train(
             tracker = (
                 Tracker(run_dir, console, backend) if ranks.is_main else distributed.SilentTracker()
             )
+            visuals = RunVisuals(  # plots and time-lapse: rank 0 only, off the training numbers
+                run_dir, trainer.get("plots", False), trainer.get("timelapse", False), backend
+            )
+            on_sample = visuals.on_sample if ranks.is_main and visuals.plots else None
             start_state = io.BytesIO()  # rollback target before the first checkpoint
             if guard.policy == "rollback":
                 torch.save(checkpoint_payload(state, config, data_facts), start_state)
@@ -222,6 +227,7 @@ def train(
                             ema,
                             guard,
                             stop,
+                            on_sample,
                         )
                         break
                     except NonFiniteError as err:
@@ -255,6 +261,8 @@ def train(
                         stop.chain()  # submitit's checkpoint-and-requeue, when it was installed
                         raise
             distributed.barrier()  # rank 0 has written the last checkpoint
+            if ranks.is_main and visuals.enabled:
+                visuals.finish(state.step)
             features = None if images is None else images.extractor.name
             console.print(
                 summary_table(run_dir, state, time.perf_counter() - start, last, features)
