@@ -59,6 +59,12 @@ EXPERIMENT_NEEDS = {
     "r3gan_cifar10": ([ROOT], needs_cifar10),
     "r3gan_stacked_mnist": ([ROOT, "dataset.size=1000"], needs_mnist),
     "biggan_cifar10": ([ROOT], needs_cifar10),
+    "stylegan2_cifar10": ([ROOT], needs_cifar10),
+    # PNGS: a folder of generated images (in tmp_path); 16 px keeps the step fast
+    "stylegan2_folder": (
+        ["dataset.root=PNGS", "dataset.resolution=16", "dataset.num_workers=0"],
+        None,
+    ),
 }
 # Datasets whose files exist nowhere here: building must fail, naming this expected file.
 MISSING_FILES = {"fashion_mnist": "FashionMNIST/raw/train-images-idx3-ubyte.gz"}
@@ -416,8 +422,9 @@ def yaml_leaves(group: str, name: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("name", "extra"), params_for("experiment", EXPERIMENT_NEEDS))
-def test_experiment_yaml_composes_builds_and_steps(name, extra, make_cfg):
+def test_experiment_yaml_composes_builds_and_steps(name, extra, make_cfg, tmp_path):
     """experiment=<name> sets its keys, the smoke preset overrides it, and one step runs."""
+    extra = [e.replace("PNGS", f"'{write_pngs(tmp_path / 'images', n=9)}'") for e in extra]
     full = plain(compose_cfg(f"experiment={name}", *extra, smoke=False))
     for key, value in yaml_leaves("experiment", name).items():
         assert OmegaConf.select(full, key) == value, key
