@@ -67,6 +67,12 @@ def _eval(cfg: DictConfig) -> dict:
     return evaluate(cfg)
 
 
+def _translate(cfg: DictConfig) -> str:
+    from ganrun.sampling.translate import translate
+
+    return str(translate(cfg))
+
+
 def _export(cfg: DictConfig) -> str:
     from ganrun.sampling.export import export
 
@@ -107,6 +113,10 @@ class Task(NamedTuple):
 TASKS: dict[str, Task] = {
     "train": Task(_train, "train a GAN; writes a run folder (outputs/<date>/<time>/)", True),
     "sample": Task(_sample, "draw samples from a checkpoint: ckpt=<file> n=64 out=<dir> seed=0"),
+    "translate": Task(
+        _translate,
+        "a translation run on images: ckpt=<file> input=<folder|test> out=<dir> [direction= domain=]",
+    ),
     "export": Task(
         _export, "a checkpoint's generator: ckpt=<file> format=safetensors|torchscript|onnx out=<dir>"
     ),

@@ -90,6 +90,13 @@ def from_checkpoint(ckpt: dict, ema: bool = True, device: str = "cpu") -> Genera
     """The checkpoint's generator (EMA weights when `ema`), rebuilt from its own config."""
     saved = OmegaConf.create(ckpt["config"])
     data = ckpt["data"]
+    if "source_shape" in data:  # pix2pix, CycleGAN, StarGAN: images in, images out
+        raise GanrunError(
+            f"this checkpoint is a translation run (method={saved.method._target_.rsplit('.', 1)[-1]}"
+            f"): its generator translates images and draws no latent z. Use `ganrun translate "
+            f"ckpt=<file> input=<folder|test>` for its outputs and `ganrun eval ckpt=<file>` for "
+            f"its metrics."
+        )
     conditional = bool(saved.get("conditioning"))
     net = build_generator(
         saved.model, tuple(data["shape"]), saved.get("conditioning"), data["num_classes"]
