@@ -16,7 +16,6 @@ own embedding) in proportion.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -68,6 +67,7 @@ class Walk:
     labels: tuple[int, ...] | None = None  # classes (seed walk: cycled over the cells)
     classes: bool = False  # walk through the classes in labels, z fixed
     truncation: float | None = None  # passed to the generator, as `ganrun sample` does
+    truncation_cutoff: int | None = None  # likewise
 
     def check(self) -> None:
         for key, value, least in (("n", self.n, 1), ("keyframes", self.keyframes, 2)):
@@ -75,17 +75,6 @@ class Walk:
                 raise GanrunError(f"{key}={value}: a latent walk needs {key} >= {least}.")
         if self.frames < 1:
             raise GanrunError(f"frames={self.frames}: frames per segment must be at least 1.")
-
-
-def _truncated(G: Generator, truncation: float | None) -> nn.Module | Callable:
-    """G's network, with the truncation keyword bound when one is asked for; the same check
-    and message as Generator.sample (which draws the keyframes)."""
-    if truncation is None:
-        return G.net
-    if not getattr(G.net, "supports_truncation", False):
-        G.sample(1, 0, None, truncation)  # raises Generator.sample's own message
-        raise GanrunError(f"truncation={truncation}: {type(G.net).__name__} cannot truncate.")
-    return functools.partial(G.net, truncation=truncation)
 
 
 @contextlib.contextmanager
@@ -148,8 +137,11 @@ def walk_frames(G: Generator, walk: Walk, batch_size: int = 256) -> Iterator[Ten
     k * walk.frames equals G.sample() of keyframe k."""
     walk.check()
     labels = _labels(G, walk)
-    net = _truncated(G, walk.truncation)
     device = G.device
+
+    def draw(z: Tensor, y: Tensor | None) -> Tensor:  # as Generator.sample draws
+        return generate(G.net, z, batch_size, y, walk.truncation, walk.truncation_cutoff)
+
     if walk.classes:
         z = G.latents(walk.n, walk.seed).to(device)
         stops = [torch.full((walk.n,), c, dtype=torch.long) for c in labels[: walk.keyframes]]
@@ -161,7 +153,7 @@ def walk_frames(G: Generator, walk: Walk, batch_size: int = 256) -> Iterator[Ten
                 t = ease(f / walk.frames)
                 mixing = mixed_classes(G.net, target, t) if t else contextlib.nullcontext()
                 with mixing:
-                    yield generate(net, z, batch_size, y)
+                    yield draw(z, y)
         return
     y = G.labels_for(walk.n, labels)
     y = None if y is None else y.to(device)
@@ -169,4 +161,4 @@ def walk_frames(G: Generator, walk: Walk, batch_size: int = 256) -> Iterator[Ten
     for k in range(walk.keyframes):
         a, b = stops[k], stops[(k + 1) % walk.keyframes]
         for f in range(walk.frames):
-            yield generate(net, slerp(a, b, ease(f / walk.frames)), batch_size, y)
+            yield draw(slerp(a, b, ease(f / walk.frames)), y)

@@ -66,6 +66,7 @@ def interpolate(cfg: DictConfig, console: Console) -> list[Path]:
         labels=tuple(cfg.labels) if cfg.labels else None,
         classes=cfg.walk_classes,
         truncation=cfg.truncation,
+        truncation_cutoff=cfg.truncation_cutoff,
     )
     samples = list(walk_frames(G, walk, cfg.batch_size))
     paths = write_video(
