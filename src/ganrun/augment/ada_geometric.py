@@ -68,11 +68,24 @@ def scale(sx: Tensor, sy: Tensor) -> Tensor:
     return m
 
 
-def rotate(theta: Tensor) -> Tensor:
-    m = torch.eye(3, dtype=theta.dtype, device=theta.device).repeat(theta.shape[0], 1, 1)
-    c, s = torch.cos(theta), torch.sin(theta)
+def _rotation(c: Tensor, s: Tensor) -> Tensor:
+    m = torch.eye(3, dtype=c.dtype, device=c.device).repeat(c.shape[0], 1, 1)
     m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = c, -s, s, c
     return m
+
+
+def rotate(theta: Tensor) -> Tensor:
+    """By theta radians; positive turns x (right) towards y (down): clockwise on screen."""
+    return _rotation(torch.cos(theta), torch.sin(theta))
+
+
+def quarter_turns(k: Tensor) -> Tensor:
+    """By k x 90 degrees with exact 0/+-1 entries (cos(pi/2) is not 0 in floating point), so a
+    quarter turn moves pixels without interpolation error."""
+    k = k.long() % 4
+    c = torch.tensor([1.0, 0.0, -1.0, 0.0], device=k.device)[k]
+    s = torch.tensor([0.0, 1.0, 0.0, -1.0], device=k.device)[k]
+    return _rotation(c, s)
 
 
 def inverse_matrix(d: GeometricDraw) -> Tensor:
@@ -80,7 +93,7 @@ def inverse_matrix(d: GeometricDraw) -> Tensor:
     flip, applied first), built as op_1^-1 @ op_2^-1 @ ... @ op_8^-1."""
     ops = (
         scale(1 - 2 * d.flip, torch.ones_like(d.flip)),  # a flip is its own inverse
-        rotate(-d.quarter_turns * (math.pi / 2)),
+        quarter_turns(-d.quarter_turns),
         translate(-d.shift_int[:, 0], -d.shift_int[:, 1]),
         scale(1 / d.scale, 1 / d.scale),
         rotate(-d.theta_pre),
