@@ -153,7 +153,7 @@ class R3GANDiscriminator(nn.Module):
         )
         # the discriminative basis: one depthwise start x start filter per channel
         self.basis = he_init(nn.Conv2d(width, width, start, groups=width, bias=False))
-        self.linear = he_init(nn.Linear(width, 1))
+        self.linear = he_init(nn.Linear(width, 1, bias=False))  # RpGAN sees D(f) - D(r) only
         self.embed = nn.Embedding(num_classes, width) if num_classes else None
         if self.embed is not None:  # projection (R3GAN's conditional D)
             nn.init.normal_(self.embed.weight, 0.0, 1.0 / math.sqrt(width))

@@ -236,6 +236,23 @@ class EmaDecay(Parameter):
         run.ema.decay = value
 
 
+class EmaHalfLife(Parameter):
+    """The EMA half-life in thousands of images (trainer.ema_kimg; R3GAN ramps it up from 0).
+
+    0 falls back to the per-step decay (trainer.ema_decay with its warm-up), so a ramp that
+    starts at 0 starts as an EMA that follows G closely.
+    """
+
+    def key(self) -> str:
+        return "ema/kimg"
+
+    def read(self, run: Any) -> float:
+        return run.ema.kimg
+
+    def write(self, run: Any, value: float) -> None:
+        run.ema.kimg = value
+
+
 @dataclass
 class ScheduledRun:
     """What schedules act on: the state (players), the method (penalties), the EMA."""
