@@ -26,6 +26,7 @@ from ganrun.build import (
     resolve_device,
 )
 from ganrun.data.base import check_batch_size
+from ganrun.data.translation import Translating
 from ganrun.errors import GanrunError, RunInterrupted
 from ganrun.evaluation.during_training import image_evaluator, keep_best, make_evaluator
 from ganrun.sampling.images import save_samples
@@ -143,8 +144,8 @@ def train(
                 backend = build_backend(cfg, run_dir, hydra_cfg, state.step, continuing)
             config = OmegaConf.to_container(cfg)
             data_facts = {"shape": list(data.shape), "num_classes": data.num_classes}
-            if source_shape is not None:  # translate / eval rebuild the translator from it
-                data_facts["source_shape"] = list(source_shape)
+            if isinstance(method, Translating):  # translate / eval rebuild the translator
+                data_facts["source_shape"] = list(source_shape or data.shape)
 
             def save(paths: list[Path]) -> None:
                 save_checkpoint(checkpoint_payload(state, config, data_facts), paths)

@@ -1,0 +1,129 @@
+"""method=pix2pix: U-Net shapes and structure, the L1 term and G's loss by hand, penalties."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_methods import built
+
+from ganrun.errors import GanrunError
+from ganrun.models.unet import UNetGenerator, halvings
+from ganrun.training.methods.pix2pix import l1_term
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(("resolution", "depth"), [(16, 4), (32, 5), (64, 6), (128, 7), (256, 8)])
+def test_unet_depth_follows_the_resolution(resolution, depth):
+    """Down to 1x1 at every power of two from 16 to 256 px; grey in, RGB out, tanh range."""
+    G = UNetGenerator((3, resolution, resolution), in_channels=1, width=2)
+    assert G.depth == depth
+    y = G(torch.randn(2, 1, resolution, resolution))
+    assert tuple(y.shape) == (2, 3, resolution, resolution)
+    assert -1.0 <= y.min().item() and y.max().item() <= 1.0
+
+
+def test_unet_dropout_sits_in_the_three_levels_inside_the_innermost():
+    """256 px: 3 Dropout(0.5) layers (the paper's unet_256); 16 px: the 2 inner levels that
+    exist outside the innermost and outermost; dropout=0 removes them."""
+
+    def drops(G):
+        return [m.p for m in G.modules() if isinstance(m, torch.nn.Dropout)]
+
+    assert drops(UNetGenerator((3, 256, 256), width=2)) == [0.5] * 3
+    assert drops(UNetGenerator((1, 16, 16), width=2)) == [0.5] * 2
+    assert drops(UNetGenerator((1, 16, 16), width=2, dropout=0.0)) == []
+
+
+def test_unet_skip_connections_carry_the_input():
+    """The outermost up-conv reads cat(first encoder map, decoder map): 2 x width channels;
+    with the innermost half of the net zeroed the output still depends on the input."""
+    G = UNetGenerator((1, 16, 16), width=4, dropout=0.0).eval()
+    assert G.net.up[1].in_channels == 8
+    for p in G.net.sub.sub.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.randn(2, 1, 16, 16)
+    assert not torch.allclose(G(x), G(torch.zeros_like(x)))
+
+
+def test_unet_norms_and_refusals():
+    assert any(
+        isinstance(m, torch.nn.InstanceNorm2d)
+        for m in UNetGenerator((1, 16, 16), norm="instance").modules()
+    )
+    assert not any(
+        isinstance(m, torch.nn.BatchNorm2d)
+        for m in UNetGenerator((1, 16, 16), norm="instance").modules()
+    )
+    assert (halvings(28), halvings(7)) == (2, 0)
+    with pytest.raises(GanrunError, match="generator.depth"):
+        UNetGenerator((1, 7, 7))
+    with pytest.raises(GanrunError, match="generator.norm='group'"):
+        UNetGenerator((1, 16, 16), norm="group")
+
+
+def test_l1_term_by_hand():
+    """|0 - 0.5| everywhere but one pixel of 4 where |1 - (-1)| = 2: (3 x 0.5 + 2) / 4."""
+    fake = torch.tensor([0.0, 0.0, 0.0, 1.0]).view(1, 1, 2, 2)
+    target = torch.tensor([0.5, -0.5, 0.5, -1.0]).view(1, 1, 2, 2)
+    torch.testing.assert_close(l1_term(fake, target), torch.tensor(0.875))
+
+
+def test_step_g_loss_is_the_gan_loss_plus_100_l1():
+    """One step on (a, b): l1 = mean |G(a) - b| with G before the step and the step's
+    dropout draws; loss/g_gan = softplus(-D(cat(a, G(a)))) (loss=ns) with D after its
+    update; loss/g = loss/g_gan + 100 l1."""
+    cfg, data, method, state = built("pix2pix")
+    G = copy.deepcopy(state.players["G"].net)
+    a, b = next(data.batches(cfg.trainer.batch_size, cfg.seed, 0, CPU))
+    torch.manual_seed(5)
+    logs = method.step(state, data.batches(cfg.trainer.batch_size, cfg.seed, 0, CPU), 0)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        fake = G(a)
+        logits = state.players["D"].net(torch.cat([a, fake], 1))
+    torch.testing.assert_close(logs["l1"], (fake - b).abs().mean())
+    torch.testing.assert_close(logs["loss/g_gan"], F.softplus(-logits).mean())
+    torch.testing.assert_close(logs["loss/g"], logs["loss/g_gan"] + 100 * logs["l1"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "logged"),
+    [
+        (["loss=wgan_gp", "trainer.n_critic=2"], "gp"),
+        (["+loss.penalties.r1._target_=ganrun.losses.penalties.R1Penalty"], "r1"),
+        (["loss=hinge"], "loss/d"),
+    ],
+)
+def test_penalties_and_losses_step(overrides, logged):
+    """Zoo losses and penalties on the conditional D: finite, logged; n_critic=2 draws two batches."""
+    cfg, data, method, state = built("pix2pix", *overrides)
+    drawn = []
+
+    def batches():
+        for batch in data.batches(8, 0, 0, CPU):
+            drawn.append(1)
+            yield batch
+
+    logs = method.step(state, batches(), 0)
+    assert logged in logs and all(torch.isfinite(v) for v in logs.values())
+    assert len(drawn) == cfg.trainer.n_critic
+
+
+def test_ema_option_gives_g_a_copy_that_translates():
+    _, data, method, state = built("pix2pix", "method.ema=true")
+    assert state.players["G"].ema is not None and state.players["D"].ema is None
+    a = method.sample_inputs(3, 0)["a"]
+    ema_out = method.translator(state)(a)
+    with torch.no_grad():
+        torch.testing.assert_close(ema_out, state.players["G"].ema(a))
+
+
+def test_refusals_name_the_key():
+    with pytest.raises(GanrunError, match="trainer.accumulate=2"):
+        built("pix2pix", "trainer.accumulate=2")
+    with pytest.raises(GanrunError, match="method.lambda_l1=-1"):
+        built("pix2pix", "method.lambda_l1=-1")
