@@ -65,6 +65,8 @@ class TestSet:
     classes when the data have them (content accuracy); domains are colored_mnist's colours.
     """
 
+    __test__ = False  # a data class, not a pytest test class
+
     a: Tensor  # uint8 (N, C, H, W): the source images
     b: Tensor  # uint8 (M, C', H', W'): targets (paired: M == N, aligned with a)
     names: list[str]  # N names (file names, or "<index>.png"), for translate's outputs

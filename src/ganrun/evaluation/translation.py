@@ -81,15 +81,18 @@ def ssim_per_image(pred: Tensor, target: Tensor) -> Tensor:
     check_pair(pred, target)
     side = min(pred.shape[-2:])
     window = min(SSIM_WINDOW, side if side % 2 else side - 1)
-    values = structural_similarity_index_measure(
-        unit(pred).double(),
-        unit(target).double(),
-        kernel_size=window,
-        sigma=1.5 * window / SSIM_WINDOW,
-        data_range=1.0,
-        reduction="none",
-    )
-    return values.float()
+    values = [
+        structural_similarity_index_measure(
+            unit(p).double(),
+            unit(t).double(),
+            kernel_size=window,
+            sigma=1.5 * window / SSIM_WINDOW,
+            data_range=1.0,
+            reduction="none",
+        )
+        for p, t in zip(pred.split(BATCH), target.split(BATCH))
+    ]
+    return torch.cat(values).float()
 
 
 def ssim(pred: Tensor, target: Tensor) -> float:

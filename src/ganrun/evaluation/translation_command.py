@@ -66,8 +66,9 @@ def image_values(
     from ganrun.evaluation.imagesets import DatasetImages
     from ganrun.sampling.images import to_uint8
 
-    metrics = build_metrics(cfg.metrics)
-    node = cfg.metrics.get("features") or OmegaConf.select(config, "metrics.features")
+    chosen = cfg.get("metrics") or {}  # metrics=[] leaves no node at all
+    metrics = build_metrics(chosen)
+    node = chosen.get("features") or OmegaConf.select(config, "metrics.features")
     if not metrics or node is None:
         return {}, None, None, 0
     real = DatasetImages(data, OmegaConf.to_container(config.dataset, resolve=True))
