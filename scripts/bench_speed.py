@@ -4,6 +4,7 @@
     python scripts/bench_speed.py --device cpu --steps 10 --warmup 3
     python scripts/bench_speed.py --quick                # tiny models, a few steps: a smoke run
     python scripts/bench_speed.py --peer /path/to/examples/dcgan/main.py   # against the peer
+    python scripts/bench_speed.py --stylegan2-peer /tmp/nvlabs   # StyleGAN2 against NVlabs' code
 
 Models: DCGAN-64 at batch 128 and the SNGAN ResNet at 32 (batch 64), both built from ganrun's
 config (model=dcgan / model=resnet, default widths), the same modules in every mode.
@@ -103,6 +104,7 @@ class Case:
     model: str
     resolution: int
     batch: int
+    overrides: tuple[str, ...] = ()  # more config overrides (StyleGAN2: NVlabs' cifar layout)
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,19 @@ class Result:
     peak_mib: float | None  # CUDA only
 
 
-CASES = [Case("DCGAN-64", "dcgan", 64, 128), Case("ResNet-32", "resnet", 32, 64)]
+# model=stylegan2 as NVlabs' --cfg=cifar builds it (widths 512, their per-GPU batch 32),
+# without its regularisers and ADA (loss=ns, like every row)
+STYLEGAN2_CIFAR = (
+    "model.generator.mapping_layers=2",
+    "model.generator.mixing_prob=0.0",
+    "model.discriminator.residual=false",
+    "model.discriminator.mbstd_group=32",
+)
+CASES = [
+    Case("DCGAN-64", "dcgan", 64, 128),
+    Case("ResNet-32", "resnet", 32, 64),
+    Case("StyleGAN2-32", "stylegan2", 32, 32, STYLEGAN2_CIFAR),
+]
 MODES = [Mode("ganrun fp32", "fp32", False), Mode("ganrun bf16", "bf16", False)]
 COMPILED = Mode("ganrun bf16+compile", "bf16", True)
 
@@ -135,6 +149,7 @@ def compose_cfg(case: Case, device: torch.device, mode: Mode, quick: bool) -> Di
         f"trainer.compile={str(mode.compile).lower()}",
         f"trainer.batch_size={case.batch}",
         "trainer.n_samples=16",
+        *case.overrides,
     ]
     if quick:
         overrides += ["model.generator.width=8", "model.discriminator.width=8"]
@@ -826,6 +841,18 @@ def main() -> None:
         metavar="OVERRIDES",
         help='extra ganrun overrides, split on spaces, e.g. "trainer=fast"',
     )
+    parser.add_argument(
+        "--stylegan2-peer",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a stylegan2-ada-pytorch checkout: StyleGAN2 step time against it (stylegan2_peer.py)",
+    )
+    parser.add_argument("--sg2-width", type=int, default=32, help="StyleGAN2 peer: channel_max")
+    parser.add_argument("--sg2-batch", type=int, default=32, help="StyleGAN2 peer: batch size")
+    parser.add_argument("--sg2-steps", type=int, default=4, help="StyleGAN2 peer: steps per block")
+    parser.add_argument("--sg2-runs", type=int, default=3, help="StyleGAN2 peer: blocks per side")
+    parser.add_argument("--sg2-warmup", type=int, default=1, help="StyleGAN2 peer: untimed steps")
     args = parser.parse_args()
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
@@ -834,6 +861,15 @@ def main() -> None:
     args.warmup = args.warmup if args.warmup is not None else default_warmup
     args.scaling_steps = args.scaling_steps or max(1, args.steps // 2)
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
+    if args.stylegan2_peer is not None:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from stylegan2_peer import run as stylegan2_peer
+
+        a = args
+        stylegan2_peer(
+            a.stylegan2_peer, a.sg2_width, a.sg2_batch, a.sg2_steps, a.sg2_runs, a.sg2_warmup
+        )
+        return
     if args.peer is not None:
         print(f"bench_speed --peer: {name}, torch {torch.__version__}")
         peer_mode(args, device, print_peak(device))
