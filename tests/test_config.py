@@ -51,6 +51,19 @@ DATASET_NEEDS = {
     "mnist": ([ROOT], needs_mnist),
     "stacked_mnist": ([ROOT, "dataset.size=1000"], needs_mnist),
     "cifar10": ([ROOT], needs_cifar10),
+    # translation data (issue 12): the derived tasks read their source's test split (fast)
+    **{
+        task: ([ROOT.replace("dataset.root", "dataset.source.root"), "dataset.source.split=test"], mark)
+        for task, mark in (
+            ("colorization", needs_cifar10),
+            ("superres", needs_cifar10),
+            ("inpainting", needs_cifar10),
+            ("edges", needs_mnist),
+        )
+    },
+    "cifar10_pair": ([ROOT, "dataset.split=test"], needs_cifar10),
+    "colored_mnist": ([ROOT, "dataset.split=test", "dataset.test_size=100"], needs_mnist),
+    "colored_mnist_pair": ([ROOT, "dataset.split=test", "dataset.test_size=100"], needs_mnist),
 }
 EXPERIMENT_NEEDS = {
     "mnist_dcgan": ([ROOT], needs_mnist),
@@ -78,7 +91,19 @@ DATASET_SHAPES = {
     "image_folder": (3, 64, 64),
     "ring8": (2,),
     "grid25": (2,),
+    "colorization": (3, 32, 32),
+    "superres": (3, 32, 32),
+    "inpainting": (3, 32, 32),
+    "edges": (1, 28, 28),
+    "cifar10_pair": (3, 32, 32),
+    "colored_mnist": (3, 28, 28),
+    "colored_mnist_pair": (3, 28, 28),
+    "paired_folder": (3, 12, 12),  # the crop of TRANSLATION_FOLDERS below
+    "unpaired_folder": (3, 12, 12),
 }
+# Translation folders (issue 12): the sub-folders each layout wants, 16 px loaded, 12 px crops.
+TRANSLATION_FOLDERS = {"paired_folder": ("A", "B"), "unpaired_folder": ("trainA", "trainB", "testA", "testB")}
+FOLDER_SIZES = ["dataset.load_size=16", "dataset.crop=12", "dataset.num_workers=0"]
 # Models that only take square images (building them on 2-D points must fail clearly).
 IMAGE_ONLY_MODELS = {"dcgan", "resnet", "stylegan2", "r3gan", "biggan"}  # models that reject 2-D point data
 # |first update| / lr of each optimizer for gradients well above eps (Adam: lr * g / |g|;
@@ -261,7 +286,26 @@ def dataset_overrides(name: str, extra: list[str], tmp_path: Path) -> list[str]:
         out += [f"dataset.root='{write_pngs(tmp_path / 'images', n=9)}'", "dataset.num_workers=0"]
     if name in MISSING_FILES:
         out.append(f"dataset.root='{tmp_path}'")
+    if name in TRANSLATION_FOLDERS:  # the same file names in every sub-folder (paired by name)
+        for sub in TRANSLATION_FOLDERS[name]:
+            write_pngs(tmp_path / "pairs" / sub, n=9)
+        out += [f"dataset.root='{tmp_path / 'pairs'}'", *FOLDER_SIZES]
     return out
+
+
+def check_translation_batches(data) -> None:
+    """Translation data yield (a, b) in [-1, 1] at source_shape and shape, or (x, domain) for
+    domain-labelled data; their test set has names for every source image."""
+    first, second = next(data.batches(8, seed=0))
+    assert tuple(first.shape) == (8, *data.source_shape)
+    assert -1.0 <= first.min().item() <= first.max().item() <= 1.0
+    if data.num_classes is None:
+        assert tuple(second.shape) == (8, *data.shape)
+        assert -1.0 <= second.min().item() <= second.max().item() <= 1.0
+    else:
+        assert 0 <= second.min().item() <= second.max().item() < data.num_classes
+    test = data.test_set()
+    assert len(test.names) == len(test.a) > 0 and tuple(test.b.shape[1:]) == tuple(data.shape)
 
 
 @pytest.mark.parametrize(("name", "extra"), params_for("dataset", DATASET_NEEDS))
@@ -276,6 +320,9 @@ def test_dataset_yaml_builds(name, extra, tmp_path, make_cfg):
         return
     cfg, device, data, state, _ = build_all(cfg)
     assert tuple(data.shape) == DATASET_SHAPES.get(name, tuple(data.shape))
+    if hasattr(data, "test_set"):  # translation data: its methods step it (test_methods.py)
+        check_translation_batches(data)
+        return
     real, labels = next(data.batches(8, seed=0))
     assert tuple(real.shape) == (8, *data.shape)
     assert real.dtype == torch.float32
