@@ -14,7 +14,7 @@ code's order (G first, then the Ds on the same fakes):
 lambda_identity multiplies lambda_cycle, as in the reference code (its --lambda_identity 0.5
 gives an identity weight of 0.5 x 10 = 5). The pools (training/image_pool.py, 50 images per
 D) are checkpointed with their random streams, so a resume is exact. Any zoo loss works;
-the paper's is LSGAN (loss=lsgan; experiment=cyclegan sets it with the linear lr decay).
+the paper's LSGAN and linear lr decay are conf/method/cyclegan.yaml's defaults.
 Note: our lsgan G objective is 1/2 E[(D(G(a)) - 1)^2] (Mao et al.); the reference code's MSE
 has no 1/2, so its adversarial term weighs twice ours against the same cycle weight.
 """

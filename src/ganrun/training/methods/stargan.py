@@ -10,8 +10,8 @@ domain c) and "D" (a real/fake map and domain logits on one trunk). One step:
         loss.g_loss(D, G(x, c')) + lambda_cls * CE(D_cls(G(x, c')), c')
                                  + lambda_rec * mean |G(G(x, c'), c) - x|
 
-The paper trains it as WGAN-GP with n_critic = 5 (experiment=stargan sets loss=wgan_gp,
-trainer.n_critic=5 and its Adam settings); any zoo loss and penalty works here.
+The paper trains it as WGAN-GP (conf/method/stargan.yaml's default loss) with
+trainer.n_critic=5; any zoo loss and penalty works here.
 """
 
 from __future__ import annotations
