@@ -6,8 +6,9 @@
     python scripts/bench_speed.py --peer /path/to/examples/dcgan/main.py   # against the peer
     python scripts/bench_speed.py --stylegan2-peer /tmp/nvlabs   # StyleGAN2 against NVlabs' code
 
-Models: DCGAN-64 at batch 128 and the SNGAN ResNet at 32 (batch 64), both built from ganrun's
-config (model=dcgan / model=resnet, default widths), the same modules in every mode.
+Models: DCGAN-64 at batch 128, and at 32 px (batch 64) the SNGAN ResNet, R3GAN and BigGAN
+(unconditional), all built from ganrun's config (model=dcgan / resnet / r3gan / biggan,
+default widths), the same modules in every mode.
 Data: synthetic uint8 images (uniform noise), 8 batches' worth, the same array for everyone:
 throughput does not depend on pixel values.
 
@@ -131,6 +132,10 @@ STYLEGAN2_CIFAR = (
 CASES = [
     Case("DCGAN-64", "dcgan", 64, 128),
     Case("ResNet-32", "resnet", 32, 64),
+    # the networks of model=r3gan / model=biggan at their default (CIFAR-10) widths,
+    # unconditional, trained like every row (loss=ns): architecture cost, not R1/R2's
+    Case("R3GAN-32", "r3gan", 32, 64),
+    Case("BigGAN-32", "biggan", 32, 64),
     Case("StyleGAN2-32", "stylegan2", 32, 32, STYLEGAN2_CIFAR),
 ]
 MODES = [Mode("ganrun fp32", "fp32", False), Mode("ganrun bf16", "bf16", False)]

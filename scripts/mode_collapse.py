@@ -3,6 +3,7 @@
     .venv/bin/python scripts/mode_collapse.py                       # both presets, seeds 0..4
     .venv/bin/python scripts/mode_collapse.py --experiments ring8 --seeds 0 1 \\
         --extra trainer.max_steps=2000 optimizer.g.lr=5e-4
+    .venv/bin/python scripts/mode_collapse.py --experiments ring8_r3gan grid25_r3gan  # R3GAN loss
 
 Each run is ganrun.training.train.train in process on the composed `experiment=<name> seed=<s>`
 config (no debug preset) into <out>/<name>/seed<s>/. The figures are the eval/* metrics
@@ -39,6 +40,11 @@ REFERENCES = {
 }
 N_MODES = {"ring8": 8, "grid25": 25}
 KEYS = ("eval/modes", "eval/hq_pct", "eval/reverse_kl")
+
+
+def dataset_of(experiment: str) -> str:
+    """The benchmark an experiment runs: ring8_r3gan is ring8 with another objective."""
+    return experiment.split("_")[0]
 
 
 def final_eval(run_dir: Path, returned: dict[str, float]) -> dict[str, float]:
@@ -78,7 +84,7 @@ def table(results: dict[str, list[dict[str, float]]], jobs: int) -> Table:
         t.add_column(col)
     t.add_column("wall s/run mean (max)")
     for name, runs in results.items():
-        k = N_MODES.get(name)
+        k = N_MODES.get(dataset_of(name))
         of = f"/{k}" if k else ""
         modes = [r["eval/modes"] for r in runs]
         hq = [r["eval/hq_pct"] for r in runs]
@@ -92,7 +98,7 @@ def table(results: dict[str, list[dict[str, float]]], jobs: int) -> Table:
             f"{statistics.mean(rkl):.4f}",
             f"{statistics.mean(wall):.1f} ({max(wall):.1f})",
         )
-        for label, ref_modes, ref_hq in REFERENCES.get(name, []):
+        for label, ref_modes, ref_hq in REFERENCES.get(dataset_of(name), []):
             t.add_row(f"{name} {label} (paper)", "", f"{ref_modes}{of}", f"{ref_hq}", "", "")
     return t
 
