@@ -332,3 +332,56 @@ def test_video_task_from_the_command_line(digits_run, tmp_path):
         "timelapse.gif",
         "timelapse.mp4",
     ]
+
+
+# --- translation runs ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pix2pix_run(tmp_path_factory) -> Path:
+    from test_methods import EDGES, TINY_TRANSLATOR
+
+    folder = tmp_path_factory.mktemp("p2p") / "run"
+    run(folder, "method=pix2pix", *EDGES, *TINY_TRANSLATOR, "trainer.max_steps=2")
+    return folder
+
+
+def test_translate_video_dissolves_inputs_into_ganrun_translate_outputs(pix2pix_run, tmp_path):
+    """kind=translate n=4 frames=3: 6 frames; frame 0 is the grid of the test inputs, frame 3
+    the grid of `ganrun translate n=4`'s outputs, frame 1 between them."""
+    from ganrun.data.base import from_uint8
+    from ganrun.sampling.images import grid_image
+    from ganrun.sampling.translate import translate
+
+    paths = video(
+        video_cfg(f"ckpt={pix2pix_run}", "kind=translate", "n=4", "frames=3", "scale=1",
+                  f"out={tmp_path}"),
+        quiet(),
+    )  # fmt: skip
+    assert [p.name for p in paths] == ["translate_0000002.mp4", "translate_0000002.gif"]
+    frames, rate, _ = decode(paths[0])
+    assert len(frames) == 6 and rate == 24
+    translate(
+        compose_cfg(f"ckpt={pix2pix_run}", f"out={tmp_path / 't'}", "n=4", task="translate",
+                    smoke=False),
+        quiet(),
+    )  # fmt: skip
+    with np.load(tmp_path / "t" / "translations.npz") as npz:
+        inputs, outputs = npz["inputs"], npz["outputs"]
+
+    def grid(nhwc):
+        return as_rgb(grid_image(from_uint8(torch.from_numpy(nhwc).permute(0, 3, 1, 2))))
+
+    gif, _ = gif_frames(paths[1])
+    np.testing.assert_array_equal(gif[0], grid(inputs))
+    np.testing.assert_array_equal(gif[3], grid(outputs))
+    middle = gif[1].astype(int)
+    a, b = grid(inputs).astype(int), grid(outputs).astype(int)
+    lo, hi = np.minimum(a, b) - 1, np.maximum(a, b) + 1
+    assert ((middle >= lo) & (middle <= hi)).all()  # a blend: between the two, pixel by pixel
+    assert not np.array_equal(gif[1], gif[0])
+
+
+def test_interpolating_a_translation_run_points_at_kind_translate(pix2pix_run):
+    with pytest.raises(GanrunError, match="kind=translate"):
+        video(video_cfg(f"ckpt={pix2pix_run}", "kind=interpolate"), quiet())

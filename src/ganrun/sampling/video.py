@@ -2,6 +2,7 @@
 
     ganrun video ckpt=<file or run> kind=interpolate n=16 frames=24 fps=24 [seed=] [labels=]
     ganrun video run=<run folder> kind=timelapse
+    ganrun video ckpt=<translation run> kind=translate n=16 frames=24
 
 Each writes <name>.mp4 (H.264) and <name>.gif into `out` (default <run>/videos/). The two kinds
 share the output side only, so each is its own function, looked up by name like ganrun's tasks.
@@ -51,12 +52,18 @@ def _frames_of(samples: list[torch.Tensor], scale: int):
 def interpolate(cfg: DictConfig, console: Console) -> list[Path]:
     """A looping latent walk of the checkpoint's generator (see sampling/interpolate.py)."""
     from ganrun.build import resolve_device
+    from ganrun.evaluation.translation_command import is_translation
     from ganrun.sampling.generator import from_checkpoint
     from ganrun.sampling.interpolate import Walk, walk_frames
     from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint, run_folder_of
 
     path = resolve_checkpoint(_source(cfg, "a checkpoint"), "ckpt")
     ckpt = load_checkpoint(path, "ckpt")
+    if is_translation(ckpt):
+        raise GanrunError(
+            f"ckpt={path} is a translation run (no latent space to walk). Use kind=translate: "
+            f"its inputs dissolving into its outputs."
+        )
     G = from_checkpoint(ckpt, cfg.ema, resolve_device(cfg.device))
     walk = Walk(
         n=cfg.n,
@@ -94,10 +101,43 @@ def timelapse(cfg: DictConfig, console: Console) -> list[Path]:
     return paths
 
 
+def translate(cfg: DictConfig, console: Console) -> list[Path]:
+    """A translation run's test inputs dissolving into `ganrun translate`'s outputs and back."""
+    import tempfile
+
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from ganrun.config import CONF
+    from ganrun.sampling.translate import translate as run_translate
+    from ganrun.sampling.translation_video import dissolve_frames
+    from ganrun.training.checkpoint import load_checkpoint, resolve_checkpoint, run_folder_of
+
+    path = resolve_checkpoint(_source(cfg, "a checkpoint"), "ckpt")
+    step = load_checkpoint(path, "ckpt")["step"]
+    with tempfile.TemporaryDirectory() as tmp:
+        node = OmegaConf.load(CONF / "translate.yaml")  # `ganrun translate`'s own defaults
+        for key in ("defaults", "hydra"):
+            node.pop(key, None)
+        given = {"ckpt": str(path), "out": tmp, "n": cfg.n, "ema": cfg.ema}
+        node.merge_with({**given, "device": cfg.device, "batch_size": cfg.batch_size})
+        run_translate(node, Console(quiet=True))
+        with np.load(Path(tmp) / "translations.npz") as npz:
+            inputs, outputs = npz["inputs"], npz["outputs"]
+    frames = dissolve_frames(inputs, outputs, cfg.frames, cfg.scale)
+    paths = write_video(frames, _out(cfg, run_folder_of(path)) / f"translate_{step:07d}", cfg.fps)
+    console.print(
+        f"{len(inputs)} test inputs -> outputs of {path}, {len(frames)} frames -> "
+        f"{', '.join(map(str, paths))}"
+    )
+    return paths
+
+
 # kind= -> what it makes (kinds share nothing but the writer)
 KINDS: dict[str, Callable[[DictConfig, Console], list[Path]]] = {
     "interpolate": interpolate,
     "timelapse": timelapse,
+    "translate": translate,
 }
 
 
@@ -106,7 +146,8 @@ def video(cfg: DictConfig, console: Console | None = None) -> list[Path]:
     if cfg.kind not in KINDS:
         raise GanrunError(
             f"kind={cfg.kind} is not a kind of video. Use kind=interpolate (a latent walk of a "
-            f"checkpoint) or kind=timelapse (a run's sample grids over training)."
+            f"checkpoint), kind=timelapse (a run's sample grids over training) or "
+            f"kind=translate (a translation run's inputs dissolving into its outputs)."
         )
     for key in ("scale", "fps", "timelapse_fps"):
         if cfg[key] < 1:
