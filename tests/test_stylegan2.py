@@ -109,6 +109,17 @@ def test_demodulation_gives_unit_norm_weights_and_equals_per_sample_convs():
     assert_close(modulated_conv2d(x, w, s, demodulate=True, padding=1), by_hand)
 
 
+def test_upsampling_modulated_conv_is_upsample_then_conv_away_from_the_border():
+    """NVlabs' order (transposed conv at stride 2, then the FIR filter) equals FIR upsampling
+    followed by the (flipped) 3x3 convolution, except in the 2-pixel border."""
+    torch.manual_seed(3)
+    x, w, s = torch.randn(2, 3, 8, 8), torch.randn(5, 3, 3, 3), torch.randn(2, 3)
+    fused = modulated_conv2d(x, w, s, True, padding=1, up_kernel=fir_kernel())
+    plain = modulated_conv2d(upsample2d(x, fir_kernel()), w.flip(2, 3), s, True, padding=1)
+    assert fused.shape == (2, 5, 16, 16)
+    assert_close(fused[..., 2:-2, 2:-2], plain[..., 2:-2, 2:-2])
+
+
 def test_minibatch_stddev_by_hand():
     """Group size 2 over 4 samples: sample i pairs with i + 2; the std is per pair."""
     x = torch.arange(4 * 2 * 1 * 1, dtype=torch.float32).reshape(4, 2, 1, 1)

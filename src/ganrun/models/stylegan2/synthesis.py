@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ganrun.models.stylegan2.ops import EqualLinear, fir_kernel, lrelu, upsample2d
+from ganrun.models.stylegan2.ops import EqualLinear, blur, fir_kernel, lrelu, upsample2d
 from ganrun.models.stylegan2.sizes import block_resolutions, channels_at
 
 
@@ -33,20 +33,36 @@ def demodulation(weight: Tensor, styles: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 def modulated_conv2d(
-    x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, padding: int = 0
+    x: Tensor,
+    weight: Tensor,
+    styles: Tensor,
+    demodulate: bool = True,
+    padding: int = 0,
+    up_kernel: Tensor | None = None,
 ) -> Tensor:
     """conv(x, weight * styles[b] (* demodulation)) per sample b; x (B, in, H, W), weight
-    (out, in, k, k), styles (B, in)."""
+    (out, in, k, k), styles (B, in).
+
+    up_kernel (a FIR filter): upsample by 2 in NVlabs' order, a transposed convolution with
+    stride 2 (a quarter of the multiply-adds of a convolution after upsampling), then the
+    filter with gain 4; the same as filtering first away from the border.
+    """
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
-    x = F.conv2d(x * styles[:, :, None, None], weight, padding=padding)
+    x = x * styles[:, :, None, None]
+    if up_kernel is None:
+        x = F.conv2d(x, weight, padding=padding)
+    else:
+        k, taps = weight.shape[-1], up_kernel.shape[-1]
+        pad = padding + (taps + 1) // 2 - (k - 1), padding + (taps - 2) // 2 - (k - 2)
+        x = blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2), up_kernel * 4, pad)
     if demodulate:
         x = x * demodulation(weight, styles)[:, :, None, None].to(x.dtype)
     return x
 
 
 class SynthesisLayer(nn.Module):
-    """Modulated, demodulated 3x3 conv (after FIR upsampling when `up`), noise, bias, lrelu."""
+    """Modulated, demodulated 3x3 conv (upsampling by 2 when `up`), noise, bias, lrelu."""
 
     def __init__(
         self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False
@@ -61,9 +77,8 @@ class SynthesisLayer(nn.Module):
         self.up = up
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        if self.up:
-            x = upsample2d(x, self.kernel)
-        x = modulated_conv2d(x, self.weight, self.affine(w), demodulate=True, padding=1)
+        up_kernel = self.kernel if self.up else None
+        x = modulated_conv2d(x, self.weight, self.affine(w), True, padding=1, up_kernel=up_kernel)
         if self.training:
             noise = torch.randn(x.shape[0], 1, *x.shape[2:], device=x.device, dtype=x.dtype)
         else:
