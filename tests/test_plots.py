@@ -241,3 +241,22 @@ def test_wandb_logs_the_same_plots_and_video(tmp_path_factory):
     mp4 = (run_dir / "videos" / "timelapse.mp4").read_bytes()
     assert row["videos/timelapse._type"] == "video-file"
     assert (session.folder / "files" / row["videos/timelapse.path"]).read_bytes() == mp4
+
+
+def test_a_finished_sweep_draws_its_plots(sweep):
+    """The multirun-end callback writes plots/curves.png and objective.png beside summary.csv
+    when trainer.plots is on, and none when it is off."""
+    from omegaconf import OmegaConf
+
+    from ganrun.tracking.sweep import SweepSummary
+
+    def end(plots: bool) -> None:
+        config = OmegaConf.create(
+            {"hydra": {"sweep": {"dir": str(sweep)}}, "trainer": {"plots": plots}}
+        )
+        SweepSummary(fail_exit_code=0).on_multirun_end(config)
+
+    end(False)
+    assert (sweep / "summary.csv").is_file() and not (sweep / "plots").exists()
+    end(True)
+    assert sorted(p.name for p in (sweep / "plots").iterdir()) == ["curves.png", "objective.png"]

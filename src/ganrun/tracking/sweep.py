@@ -13,12 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from ganrun.tracking.runs_table import collect_runs, failed, render, write_summary
 
 log = logging.getLogger("ganrun")
+
+
+def _plot(folder: Path, runs: list) -> None:
+    """plots/curves.png and plots/objective.png of the sweep (ganrun.tracking.plots); a
+    figure that cannot be drawn is logged, never a reason to fail a finished sweep."""
+    from ganrun.tracking.plots import write_sweep_plots
+
+    try:
+        log.info("plots: %s", ", ".join(str(p) for p in write_sweep_plots(folder, runs)))
+    except Exception as err:  # noqa: BLE001
+        log.warning("sweep plots not written: %s", err)
 
 
 class SweepSummary(Callback):
@@ -36,6 +47,8 @@ class SweepSummary(Callback):
         Console().print(render(runs, title))
         paths = write_summary(runs, folder, title)
         log.info("summary: %s", ", ".join(str(p) for p in paths))
+        if OmegaConf.select(config, "trainer.plots", default=False):
+            _plot(folder, runs)
         bad = failed(runs)
         if bad and self.fail_exit_code:
             Console(stderr=True).print(
