@@ -127,3 +127,26 @@ def test_refusals_name_the_key():
         built("pix2pix", "trainer.accumulate=2")
     with pytest.raises(GanrunError, match="method.lambda_l1=-1"):
         built("pix2pix", "method.lambda_l1=-1")
+
+
+def test_refuses_data_that_is_not_paired_translation_data():
+    """Digits (images and labels) for either method, unpaired data for pix2pix."""
+    from conftest import SHARED_DATA, compose_cfg, has_mnist
+
+    from ganrun.build import build_data, build_method
+
+    cases = [("pix2pix", ["dataset=digits"], "needs translation data")]
+    cases.append(("cyclegan", ["dataset=digits"], "needs translation data"))
+    if has_mnist():
+        unpaired = [
+            "dataset=colored_mnist_pair",
+            f"dataset.root='{SHARED_DATA}'",
+            "dataset.test_size=10",
+        ]
+        cases.append(("pix2pix", unpaired, "needs paired data"))
+    for name, overrides, message in cases:
+        cfg = compose_cfg(f"method={name}", *overrides)
+        data = build_data(cfg)
+        source = getattr(data, "source_shape", None)
+        with pytest.raises(GanrunError, match=message):
+            build_method(cfg, data.shape, CPU, data.num_classes, 1, source, data)

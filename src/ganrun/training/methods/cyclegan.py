@@ -36,6 +36,7 @@ from ganrun.training.methods.base import Batches, RunSpec
 from ganrun.training.methods.steps import apply_gradients, backward
 from ganrun.training.methods.translation import (
     build_net,
+    check_data,
     check_trainer_for,
     chunked,
     d_update,
@@ -91,6 +92,7 @@ class CycleGANMethod:
     ) -> None:
         from ganrun.build import build_loss
 
+        check_data(run, "cyclegan", paired=False)
         check_trainer_for(run, "cyclegan", fp16=False)
         trainer = run.cfg.trainer
         if trainer.n_critic != 1:

@@ -28,6 +28,7 @@ from ganrun.training.methods.base import Batches, RunSpec
 from ganrun.training.methods.steps import apply_gradients, backward
 from ganrun.training.methods.translation import (
     build_net,
+    check_data,
     check_trainer_for,
     chunked,
     d_update,
@@ -60,6 +61,7 @@ class Pix2PixMethod:
     ) -> None:
         from ganrun.build import build_loss
 
+        check_data(run, "pix2pix", paired=True)
         check_trainer_for(run, "pix2pix")
         if not lambda_l1 >= 0:
             raise GanrunError(

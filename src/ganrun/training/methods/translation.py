@@ -47,6 +47,29 @@ def check_trainer_for(run: RunSpec, name: str, fp16: bool = True) -> None:
         )
 
 
+PAIRED = "dataset=edges, colorization, superres, inpainting or paired_folder"
+UNPAIRED = "dataset=cifar10_pair, colored_mnist_pair or unpaired_folder"
+
+
+def check_data(run: RunSpec, name: str, paired: bool) -> None:
+    """Translation methods need (a, b) data; pix2pix needs b to be a's ground truth. Checked
+    when the dataset is at hand (training), not when rebuilt from a checkpoint."""
+    data = run.data
+    if data is None:
+        return
+    if not hasattr(data, "source_shape") or getattr(data, "num_classes", None):
+        raise GanrunError(
+            f"method={name} translates images and needs translation data ((a, b) batches); "
+            f"dataset={type(data).__name__} yields images and labels. Use {PAIRED}"
+            + ("." if paired else f", or {UNPAIRED}.")
+        )
+    if paired and not data.paired:
+        raise GanrunError(
+            f"method=pix2pix needs paired data (b is a's ground truth), and "
+            f"{type(data).__name__} is unpaired. Use {PAIRED}, or method=cyclegan."
+        )
+
+
 def source_shape(run: RunSpec) -> tuple[int, ...]:
     return tuple(run.source_shape or run.data_shape)
 
