@@ -398,3 +398,29 @@ def test_diffaugment_logs_and_checkpoints_are_unchanged(make_cfg):
     _, _, _, logs, built = train_one_step(make_cfg("augment=diffaugment"))
     assert set(logs) == {"d/fake", "d/real", "loss/d", "loss/g"}
     assert "augment" not in built["state"].components
+
+
+def _tuner_worker(rank: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.FileStore(store, 2), rank=rank, world_size=2)
+    try:
+        tuner = AdaptiveP(p=0.5, target=0.6, interval=1, kimg=0.1)
+        # rank 0 alone would see r_t = 1 (raise p), rank 1 alone r_t = 0.5 (lower it); over
+        # both ranks r_t = (8 + 4) / 16 = 0.75 > 0.6: both raise p by 16 / 100
+        logits = torch.ones(8) if rank == 0 else torch.tensor([1.0] * 6 + [-1.0] * 2)
+        torch.save(tuner.observe(logits), f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_p_moves_on_the_statistics_of_all_ranks(tmp_path):
+    """Under DDP the sign sums are all-reduced before p moves: every rank gets the same p,
+    stepped by the global number of images."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_tuner_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    logs = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for rank_logs in logs:
+        assert_close(rank_logs["aug/p"], torch.tensor(0.5 + 0.16))
+        assert_close(rank_logs["aug/rt"], torch.tensor(0.75))

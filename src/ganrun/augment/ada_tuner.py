@@ -9,8 +9,9 @@ where `images` is the number of real logits seen in the interval (batch x interv
 over micro-batches and DDP ranks), so p can cross 0 -> 1 in `kimg` thousand images. The cap
 p_max is not in the paper: without one p ran to 21.8 in stylegan2-ada-pytorch #175.
 
-p, r_t and the running sums are buffers, and the D steps since the last adjustment are extra
-state, so all of it is checkpointed and a resume continues the same p trace bit for bit.
+p and r_t are buffers, the running sums and the D steps since the last adjustment are extra
+state: all of it is in the state_dict (checkpointed by ganrun.augment.state), so a resume
+continues the same p trace bit for bit.
 """
 
 from __future__ import annotations
@@ -39,34 +40,35 @@ class AdaptiveP(nn.Module):
         self.target, self.interval, self.kimg, self.p_max = target, interval, kimg, p_max
         self.register_buffer("p", torch.tensor(float(p)))
         self.register_buffer("rt", torch.tensor(0.0))  # the current interval's mean sign
-        self.register_buffer("sign_sum", torch.tensor(0.0))  # since the last adjustment
-        self.register_buffer("count", torch.tensor(0.0))  # real logits in sign_sum
+        # this rank's sums since the last adjustment: extra state, not buffers, because DDP
+        # overwrites buffers with rank 0's at every forward (p and r_t agree across ranks)
+        self.sums = torch.zeros(2)  # (sum of signs, number of logits)
         self.steps = 0  # D steps since the last adjustment (a Python int: no device sync)
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"steps": self.steps}
+        return {"steps": self.steps, "sums": self.sums.clone()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self.steps = int(state["steps"])
+        self.steps, self.sums = int(state["steps"]), state["sums"].clone()
 
     @torch.no_grad()
     def observe(self, real_logits: Tensor) -> Logs:
         """One D step's logits on (augmented) reals: accumulate, adjust p when an interval is
         complete; returns {"aug/p", "aug/rt"} (r_t over the interval so far)."""
-        self.sign_sum += torch.sign(real_logits.float()).sum()
-        self.count += real_logits.numel()
+        signs = torch.sign(real_logits.detach().float()).sum()
+        count = torch.tensor(float(real_logits.numel()), device=signs.device)
+        self.sums = self.sums.to(signs.device) + torch.stack([signs, count])
         self.steps += 1
-        if self.steps >= self.interval:
-            totals = torch.stack([self.sign_sum, self.count])
-            if dist.is_available() and dist.is_initialized():
-                dist.all_reduce(totals)  # every rank steps p the same way
-            self.rt.copy_(totals[0] / totals[1])
-            if self.target is not None:
-                step = torch.sign(self.rt - self.target) * totals[1] / (self.kimg * 1000)
-                self.p.copy_((self.p + step).clamp(0.0, self.p_max))
-            self.sign_sum.zero_()
-            self.count.zero_()
-            self.steps = 0
-        else:
-            self.rt.copy_(self.sign_sum / self.count)
+        if self.steps < self.interval:
+            self.rt.copy_(self.sums[0] / self.sums[1])
+            return {"aug/p": self.p.clone(), "aug/rt": self.rt.clone()}
+        totals = self.sums.clone()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(totals)  # every rank steps p the same way
+        self.rt.copy_(totals[0] / totals[1])
+        if self.target is not None:
+            step = torch.sign(self.rt - self.target) * totals[1] / (self.kimg * 1000)
+            self.p.copy_((self.p + step).clamp(0.0, self.p_max))
+        self.sums = torch.zeros_like(self.sums)
+        self.steps = 0
         return {"aug/p": self.p.clone(), "aug/rt": self.rt.clone()}
