@@ -160,5 +160,8 @@ def walk_frames(G: Generator, walk: Walk, batch_size: int = 256) -> Iterator[Ten
     stops = [G.latents(walk.n, walk.seed + k).to(device) for k in range(walk.keyframes)]
     for k in range(walk.keyframes):
         a, b = stops[k], stops[(k + 1) % walk.keyframes]
-        for f in range(walk.frames):
-            yield draw(slerp(a, b, ease(f / walk.frames)), y)
+        yield draw(a, y)  # the keyframe: `ganrun sample`'s very batch
+        between = [slerp(a, b, ease(f / walk.frames)) for f in range(1, walk.frames)]
+        if between:  # one call for the segment: big batches are ~10x faster on a CPU
+            ys = None if y is None else y.repeat(len(between))
+            yield from draw(torch.cat(between), ys).split(walk.n)
