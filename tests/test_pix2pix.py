@@ -150,3 +150,14 @@ def test_refuses_data_that_is_not_paired_translation_data():
         source = getattr(data, "source_shape", None)
         with pytest.raises(GanrunError, match=message):
             build_method(cfg, data.shape, CPU, data.num_classes, 1, source, data)
+
+
+def test_resume_is_bit_exact(tmp_path):
+    """2 steps + 2 resumed = 4 steps bit for bit (dropout draws from the restored RNG)."""
+    from test_methods import EDGES, TINY_TRANSLATOR
+    from test_train import TENSOR_KEYS, assert_bit_equal, run_and_resume
+
+    a, b, rows_a, rows_b = run_and_resume(tmp_path, "method=pix2pix", *EDGES, *TINY_TRANSLATOR)
+    for key in TENSOR_KEYS:
+        assert_bit_equal(a[key], b[key], key)
+    assert [r["loss/g"] for r in rows_a[2:]] == [r["loss/g"] for r in rows_b]

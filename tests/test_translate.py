@@ -117,3 +117,18 @@ def test_stargan_domain_on_a_folder(tmp_path):
     assert npz["domains"].tolist() == [3] and (out / "zero.png").is_file()
     with pytest.raises(GanrunError, match="domain=12"):
         translate(translate_cfg(folder, tmp_path / "u", f"input={images}", "domain=12"), quiet())
+
+
+def test_grid_rows_wrap_into_bands_of_eight():
+    """10 grey inputs beside 10 RGB outputs: 2 bands of (input, output) rows, 8 columns of
+    4 px + 2 px padding; grey shown as RGB; the short band padded with black."""
+    from ganrun.training.methods.translation import grid
+
+    inputs, outputs = torch.zeros(10, 1, 4, 4), torch.ones(10, 3, 4, 4)
+    image = grid([inputs, outputs])
+    assert tuple(image.shape) == (1, 3, 4 * 6 + 2, 8 * 6 + 2)
+    u8 = to_uint8(image)[0]
+    top = lambda band_row, col: u8[:, 2 + band_row * 6, 2 + col * 6].tolist()  # noqa: E731
+    assert top(0, 0) == [128] * 3 and top(1, 7) == [255] * 3  # input (0 -> 128), output
+    assert top(2, 1) == [128] * 3 and top(3, 1) == [255] * 3  # images 8 and 9
+    assert top(2, 2) == [0] * 3 and top(3, 7) == [0] * 3  # padding

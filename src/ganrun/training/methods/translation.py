@@ -205,12 +205,22 @@ def test_inputs(run: RunSpec, n: int, seed: int) -> dict[str, Tensor]:
     return {k: v.to(run.device) for k, v in out.items()}
 
 
-def grid(rows: list[Tensor]) -> Tensor:
+def grid(rows: list[Tensor], columns: int = 8) -> Tensor:
     """Rows of n images each (grey rows shown as RGB beside colour ones) tiled into one image
-    (1, C, H', W') in [-1, 1]: the loop's grid writer saves a single image as it is."""
+    (1, C, H', W') in [-1, 1]: the loop's grid writer saves a single image as it is. More
+    than `columns` images wrap into further bands of the same rows (a short last band is
+    padded with black), so 64 samples of 256 px stay a readable picture."""
     channels = max(r.shape[1] for r in rows)
     rows = [r.float().cpu().expand(-1, channels, -1, -1) for r in rows]
-    tiled = tile(to_uint8(torch.cat(rows)), nrow=rows[0].shape[0])
+    n = rows[0].shape[0]
+    cols = min(n, columns)
+    bands = []
+    for start in range(0, n, cols):
+        for row in rows:
+            part = row[start : start + cols]
+            pad = part.new_full((cols - len(part), *part.shape[1:]), -1.0)
+            bands.append(torch.cat([part, pad]))
+    tiled = tile(to_uint8(torch.cat(bands)), nrow=cols)
     return from_uint8(tiled).unsqueeze(0)
 
 
