@@ -12,6 +12,7 @@ from test_train import TENSOR_KEYS, assert_bit_equal, load, run_and_resume
 from torch import nn
 from torch.testing import assert_close
 
+import ganrun
 from ganrun.augment.diffaugment import DiffAugment
 from ganrun.augment.discriminator import AugmentedDiscriminator
 from ganrun.errors import GanrunError
@@ -317,3 +318,8 @@ def test_resume_is_bit_exact_with_path_length_state(tmp_path):
     assert step2["method"]["g_regularisers"]["pl"]["pl_mean"].item() != pl_mean.item()
     assert [r["loss/g"] for r in rows_a[2:]] == [r["loss/g"] for r in rows_b]
     assert (tmp_path / "a" / "samples" / "0000004.png").is_file()
+    # ganrun.load / ganrun sample: psi=0 draws the w_avg image whatever the seed
+    g = ganrun.load(tmp_path / "a")
+    assert_close(g.sample(2, seed=0, truncation=0.0), g.sample(2, seed=1, truncation=0.0))
+    assert (g.sample(2, seed=0) - g.sample(2, seed=1)).abs().max() > 1e-4
+    assert_close(g.sample(2, seed=0, truncation=1.0), g.sample(2, seed=0))
