@@ -15,6 +15,7 @@ from test_train import TENSOR_KEYS, assert_bit_equal, load, run
 from ganrun.errors import GanrunError
 from ganrun.tracking.plots import (
     best_point,
+    job_labels,
     objective_bars,
     run_panels,
     sweep_panels,
@@ -121,12 +122,23 @@ def test_sweep_panels_have_a_line_per_job(sweep):
 
 
 def test_objective_bars_per_job(sweep):
-    """The objective of job.json; without objectives the best eval/fid column of the table."""
+    """The objective of job.json; without objectives the best eval/fid column of the table;
+    with neither, no bars (final losses of different objectives do not compare)."""
     runs = collect_runs(sweep)
     assert objective_bars(runs) == ("objective (eval/fid)", {"0": 30.0, "1": 50.0})
     for r in runs:
         r.objective = None
     assert objective_bars(runs) == ("eval/fid min", {"0": 30.0, "1": 50.0})
+    for r in runs:
+        r.values = {k: v for k, v in r.values.items() if not k.startswith("eval/")}
+    assert objective_bars(runs) is None
+
+
+def test_job_labels_name_what_sets_each_job_apart(sweep):
+    runs = collect_runs(sweep)
+    for r in runs:
+        r.overrides = ["debug=smoke", *r.overrides]
+    assert job_labels(runs) == {"0": "0: loss=ns", "1": "1: loss=hinge", "2": "2: loss=nope"}
 
 
 def test_sweep_plots_written(sweep):

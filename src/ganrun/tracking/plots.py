@@ -118,19 +118,29 @@ def sweep_panels(root: Path, runs: list[RunRow]) -> dict[str, dict[str, Series]]
 
 def objective_bars(runs: list[RunRow]) -> tuple[str, dict[str, float]] | None:
     """(what is shown, job -> value): each job's objective from job.json; without one, the
-    first best-eval column of the runs table, else the final loss/g. None when no job has it."""
+    first best-eval column of the runs table. None when no job has either (final losses of
+    different objectives are not comparable, so they get no bars)."""
     objective = {r.job: r.objective["value"] for r in runs if r.objective}
     objective = {j: v for j, v in objective.items() if v is not None and math.isfinite(v)}
     if objective:
         metric = next(r.objective["metric"] for r in runs if r.objective)
         return f"objective ({metric})", objective
-    columns = [f"{k} {SUFFIX[d]}" for k, d in EVAL_DIRECTIONS.items()] + ["loss/g"]
-    for column in columns:
+    for column in (f"{k} {SUFFIX[d]}" for k, d in EVAL_DIRECTIONS.items()):
         values = {r.job: r.values.get(column) for r in runs}
         values = {j: v for j, v in values.items() if v is not None}
         if values:
             return column, values
     return None
+
+
+def job_labels(runs: list[RunRow]) -> dict[str, str]:
+    """job -> "0: loss=hinge": the job and the overrides that set it apart from the others."""
+    shared = set.intersection(*(set(r.overrides) for r in runs)) if runs else set()
+    labels = {}
+    for r in runs:
+        own = " ".join(o for o in r.overrides if o not in shared)
+        labels[r.job] = f"{r.job}: {own}" if own else r.job
+    return labels
 
 
 def _figure(n_panels: int, width: float = 5.0, height: float = 3.2) -> Any:
@@ -195,10 +205,12 @@ def write_sweep_plots(folder: Path, runs: list[RunRow]) -> list[Path]:
     """<sweep>/plots/curves.png (every job per metric) and objective.png (bars per job)."""
     paths = []
     panels = sweep_panels(folder, runs)
+    labels = job_labels(runs)
     if panels:
         fig, axes = _figure(len(panels))
         for ax, (key, lines) in zip(axes, panels.items()):
-            _draw_lines(ax, key, lines, mark_best=False)
+            named = {labels[job]: points for job, points in lines.items()}
+            _draw_lines(ax, key, named, mark_best=False)
         paths.append(_save(fig, folder / PLOTS_DIR / "curves.png"))
     bars = objective_bars(runs)
     if bars is not None:
