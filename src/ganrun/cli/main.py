@@ -124,7 +124,7 @@ TASKS: dict[str, Task] = {
         _eval, "FID/KID/IS/PR: ckpt=<file> metrics=[fid,kid] | real=<dir|dataset> fake=<dir|npz>"
     ),
     "video": Task(
-        _video, "mp4 + gif: ckpt=<file> kind=interpolate n=16 | run=<run folder> kind=timelapse"
+        _video, "mp4 + gif: ckpt=<file> kind=interpolate|translate n=16 | run=<run> kind=timelapse"
     ),
 }
 # plain commands (argparse, no Hydra config): name -> (function of the arguments, doc)
