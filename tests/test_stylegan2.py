@@ -50,6 +50,17 @@ def test_shapes_at_several_resolutions(shape):
     assert D(x).shape == (4,)
 
 
+def test_bf16_autocast_forward_and_backward():
+    """Under CPU bf16 autocast (trainer.precision=bf16) G and D run, w_avg stays float32."""
+    G, D = tiny((3, 16, 16), num_classes=10)
+    y = torch.tensor([1, 2, 3, 4])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = D(G(torch.randn(4, Z), y), y)
+    out.float().sum().backward()
+    assert out.shape == (4,) and torch.isfinite(out.float()).all()
+    assert G.mapping.w_avg.dtype == torch.float32 and G.mapping.w_avg.abs().max() > 0
+
+
 def test_conditional_shapes_and_labels_matter():
     """num_classes: the label enters G's mapping and D's projection; other labels, other outputs."""
     G, D = tiny((3, 32, 32), num_classes=10)

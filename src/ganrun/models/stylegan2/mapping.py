@@ -62,7 +62,8 @@ class MappingNetwork(nn.Module):
             x = layer(x)
         if self.w_avg_beta is not None and self.training and update_w_avg:
             with torch.no_grad():
-                self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+                mean = x.detach().float().mean(dim=0)  # float32 under autocast too
+                self.w_avg.copy_(mean.lerp(self.w_avg, self.w_avg_beta))
         return x
 
     def truncate(self, ws: Tensor, psi: float, cutoff: int | None = None) -> Tensor:

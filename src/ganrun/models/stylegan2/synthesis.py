@@ -125,7 +125,9 @@ class SynthesisBlock(nn.Module):
     def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor) -> tuple[Tensor, Tensor]:
         """ws: (B, num_conv + 1, w_dim), the block's conv styles then its toRGB style."""
         if self.first:
-            x = self.const.to(ws.dtype).expand(ws.shape[0], -1, -1, -1)
+            # a copy, not an expand: a view of a parameter keeps requires_grad even under
+            # no_grad, which module hooks (FlopCounterMode) reject
+            x = self.const.to(ws.dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
             x = self.conv1(x, ws[:, 0])
         else:
             x = self.conv1(self.conv0(x, ws[:, 0]), ws[:, 1])
