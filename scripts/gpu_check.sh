@@ -116,7 +116,9 @@ step() {  # step NAME LIMIT_S OUTPUT_FILE COMMAND...: runs it, appends "NAME rc 
   tail -n 3 "$out" >&2
 }
 
-mapfile -t gpu_tests < <(grep -l 'pytest.mark.gpu' tests/test_*.py)
+# the test files that mark tests `gpu` (a decorator, or the module's pytestmark)
+GPU_MARK='^\s*(@?pytest\.mark\.gpu\b|pytestmark\s*=.*pytest\.mark\.gpu\b)'
+mapfile -t gpu_tests < <(grep -l -E "$GPU_MARK" tests/test_*.py)
 step tests "$TESTS_S" "$RESULTS/pytest.txt" "$PYTHON" -m pytest -m gpu -q -rfEs \
   --junitxml="$RESULTS/pytest.xml" "${gpu_tests[@]}"
 # shellcheck disable=SC2086  # SPEED_ARGS is split on spaces on purpose

@@ -338,15 +338,46 @@ def torch_closure() -> set[str]:
     return seen
 
 
+def gpu_test_files() -> list[str]:
+    """The files gpu_check.sh hands to pytest -m gpu: grep -E with its GPU_MARK pattern."""
+    script = (SCRIPTS / "gpu_check.sh").read_text()
+    (pattern,) = re.findall(r"^GPU_MARK='(.*)'$", script, flags=re.M)
+    out = subprocess.run(
+        ["bash", "-c", f"grep -l -E '{pattern}' tests/test_*.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()
+
+
+def test_gpu_test_files(tmp_path):
+    """The marker pattern finds a module-level pytestmark (one line or a list) and decorators,
+    not a file that only mentions the marker in a string (this one)."""
+    files = gpu_test_files()
+    assert "tests/test_speed_gpu.py" in files and "tests/test_gpu_check.py" not in files
+    script = (SCRIPTS / "gpu_check.sh").read_text()
+    (pattern,) = re.findall(r"^GPU_MARK='(.*)'$", script, flags=re.M)
+    samples = {
+        "a.py": "pytestmark = pytest.mark.gpu\n",
+        "b.py": "pytestmark = [\n    pytest.mark.gpu,\n]\n",
+        "c.py": "@pytest.mark.gpu\ndef test_x(): ...\n",
+        "d.py": 'text = "pytest.mark.gpu"\n@pytest.mark.gpux\n',
+    }
+    for name, text in samples.items():
+        (tmp_path / name).write_text(text)
+    out = subprocess.run(
+        ["bash", "-c", f"grep -l -E '{pattern}' *.py"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["a.py", "b.py", "c.py"]
+
+
 def test_requirements_cover_what_the_gpu_check_imports():
     """Every distribution that the gpu test files, the two benchmarks and a smoke run import
     is in gpu_requirements.txt or comes with torch/torchvision; scikit-learn is listed (the
     digits csv is read from its folder without importing it)."""
-    gpu_files = [
-        str(p.relative_to(REPO))
-        for p in sorted((REPO / "tests").glob("test_*.py"))
-        if "pytest.mark.gpu" in p.read_text()
-    ]
+    gpu_files = gpu_test_files()
     assert "tests/test_speed_gpu.py" in gpu_files
     out = subprocess.run(
         [sys.executable, "-c", PROBE, *gpu_files],
