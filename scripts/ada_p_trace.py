@@ -11,7 +11,8 @@ apart), same seed:
   ada       augment=ada with the adaptive p (target 0.6), p starting at 0.
 
 ADA's speed kimg is lowered from the paper's 500 (p can cross 0 -> 1 in kimg thousand images)
-so that p has room to move within a CPU-sized run. Writes <out>/ada_p_trace.png and prints the
+so that p has room to move within a CPU-sized run; --target moves the target (a tiny model
+early in training is sure of the reals: a higher target shows p settling below the cap). Writes <out>/ada_p_trace.png and prints the
 traces (every log step: images seen, p, r_t) of both runs.
 """
 
@@ -35,6 +36,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=32, help="images per D step")
     ap.add_argument("--kimg", type=float, default=5.0, help="ADA speed (paper: 500)")
     ap.add_argument("--width", type=int, default=16, help="DCGAN G and D width")
+    ap.add_argument("--target", type=float, default=0.6, help="ADA's target r_t (paper: 0.6)")
+    ap.add_argument("--no-baseline", action="store_true", help="only the adaptive run")
     ap.add_argument("--log-every", type=int, default=10, help="steps between logged rows")
     ap.add_argument("--out", type=Path, default=Path("outputs/ada_p_trace"))
     return ap.parse_args()
@@ -61,8 +64,10 @@ def main() -> None:
     ]
     runs = {
         "baseline (p=0, r_t measured)": ["augment.target=null", "augment.p=0"],
-        f"ada (target 0.6, kimg {args.kimg:g})": [],
+        f"ada (target {args.target:g}, kimg {args.kimg:g})": [f"augment.target={args.target}"],
     }
+    if args.no_baseline:
+        runs.pop("baseline (p=0, r_t measured)")
     traces = {}
     for i, (name, extra) in enumerate(runs.items()):
         folder = ganrun.train([*common, *extra], run_dir=args.out / f"run{i}")
@@ -72,7 +77,7 @@ def main() -> None:
         kimg = [r["step"] * args.batch / 1000 for r in rows]
         ax_p.plot(kimg, [r["aug/p"] for r in rows], label=name)
         ax_rt.plot(kimg, [r["aug/rt"] for r in rows], label=name)
-    ax_rt.axhline(0.6, color="grey", linestyle="--", linewidth=1, label="target 0.6")
+    ax_rt.axhline(args.target, color="grey", linestyle="--", linewidth=1, label="target")
     ax_p.set_ylabel("p")
     ax_rt.set_ylabel("r_t = E[sign D(real)]")
     ax_rt.set_xlabel("real images seen by D (thousands)")
