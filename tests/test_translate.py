@@ -86,6 +86,10 @@ def test_refusals(pix2pix_run, tmp_path):
         translate(
             translate_cfg(pix2pix_run, tmp_path / "t", f"input={tmp_path / 'empty'}"), quiet()
         )
+    with pytest.raises(GanrunError, match="is not a folder"):
+        translate(
+            translate_cfg(pix2pix_run, tmp_path / "t", f"input={tmp_path / 'nowhere'}"), quiet()
+        )
     with pytest.raises(GanrunError, match="ganrun translate"):
         sample(compose_cfg(f"ckpt={pix2pix_run}", task="sample", smoke=False), quiet())
 

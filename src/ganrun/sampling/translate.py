@@ -80,9 +80,10 @@ def dataset_node(config: DictConfig, split: str, reverse: bool) -> DictConfig:
     return node
 
 
-def domain_index(domain: Any, data: Any, n_domains: int | None) -> int:
-    """domain= as an index, or a name of the dataset's domains (colored_mnist's colours)."""
-    names = list(getattr(data, "domains", []) or [])
+def domain_index(domain: Any, names: list[str], n_domains: int | None) -> int:
+    """domain= as an index, or one of the domain names (colored_mnist's colours, read from
+    the dataset or, for a folder input, from the run's config)."""
+    names = list(names)
     if isinstance(domain, str) and domain in names:
         return names.index(domain)
     try:
@@ -139,21 +140,23 @@ def translate(cfg: DictConfig, console: Console | None = None) -> Path:
     if not cfg.ema:  # the raw generators translate
         for player in state.players.values():
             player.ema = None
+    if reverse and "G_BA" not in state.players:
+        raise GanrunError(
+            f"direction={cfg.direction}: this {config.method._target_.rsplit('.', 1)[-1]} run "
+            f"learned {trained} only (one generator). Drop direction=, or train with "
+            f"dataset.direction={cfg.direction}."
+        )
+    fn = method.translator(state, "BtoA") if reverse else method.translator(state)
+    if folder is None and any(c in str(cfg.input) for c in "/\\."):
+        raise GanrunError(
+            f"input={cfg.input} is not a folder (nothing there), nor a split name of the run's "
+            f"dataset (test, train). Pass an existing folder of images, or input=test."
+        )
     data = (
         None
         if folder is not None
         else make(dataset_node(config, str(cfg.input), reverse), "dataset")
     )
-    if reverse:
-        if "G_BA" not in state.players:
-            raise GanrunError(
-                f"direction={cfg.direction}: this {config.method._target_.rsplit('.', 1)[-1]} run "
-                f"learned {trained} only (one generator). Drop direction=, or train with "
-                f"dataset.direction={cfg.direction}."
-            )
-        fn = method.translator(state, "BtoA")
-    else:
-        fn = method.translator(state)
     if folder is not None:
         shape = tuple(ckpt["data"]["shape" if reverse else "source_shape"])
         a, names = read_folder(folder, shape)
@@ -165,7 +168,8 @@ def translate(cfg: DictConfig, console: Console | None = None) -> Path:
         domains = getattr(test, "b_domains", None)
     a, names = a[: cfg.n] if cfg.n else a, names[: cfg.n] if cfg.n else names
     if cfg.domain is not None:
-        index = domain_index(cfg.domain, data, ckpt["data"]["num_classes"])
+        names_of = getattr(data, "domains", None) or list(config.dataset.get("colors") or {})
+        index = domain_index(cfg.domain, names_of, ckpt["data"]["num_classes"])
         domains = torch.full((len(a),), index, dtype=torch.long)
     elif domains is not None:
         domains = domains[: len(a)]
