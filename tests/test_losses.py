@@ -23,6 +23,8 @@ from ganrun.losses.ns import NonSaturatingLoss
 from ganrun.losses.penalties import (
     DraganPenalty,
     GradientPenalty,
+    R1Penalty,
+    R2Penalty,
     gradient_penalty,
     input_gradient_norm,
 )
@@ -237,6 +239,7 @@ EXPECTED_CLASS = {
     "dragan": NonSaturatingLoss,
     "rsgan": RelativisticStandardLoss,
     "ragan": RelativisticAverageLoss,
+    "r3gan": RelativisticStandardLoss,  # RpGAN + R1 + R2 (R3GAN)
 }
 LOSS_FILES = sorted(p.stem for p in (CONF / "loss").glob("*.yaml"))
 
@@ -256,6 +259,9 @@ def test_loss_yaml_instantiates_expected_class(name):
         assert sorted(loss.penalties) == ["dragan"]
         assert type(loss.penalties["dragan"]) is DraganPenalty
         assert loss.penalties["dragan"].weight == 10.0
+    elif name == "r3gan":
+        assert [type(loss.penalties[k]) for k in ("r1", "r2")] == [R1Penalty, R2Penalty]
+        assert loss.penalties["r1"].weight == loss.penalties["r2"].weight == 1.0
     else:
         assert loss.penalties == {}
     if name == "lsgan":
