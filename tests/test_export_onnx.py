@@ -101,3 +101,20 @@ def test_onnx_labels_change_the_images(onnx_exports):
     (a,) = s.run(None, {"z": z, "labels": np.array([3, 3], dtype=np.int64)})
     (b,) = s.run(None, {"z": z, "labels": np.array([7, 7], dtype=np.int64)})
     assert np.abs(a - b).max() > 1e-3
+
+
+def test_export_is_quiet_and_leaves_logging_as_it_was(onnx_exports, tmp_path, caplog):
+    """The ONNX optimizer's INFO lines (one per node it skips) do not reach ganrun's INFO
+    console, and the loggers' levels are restored afterwards."""
+    import logging
+
+    ckpt, _ = onnx_exports["points"]
+    before = logging.getLogger("onnxscript").level, logging.getLogger("onnx_ir").level
+    cfg = compose_cfg(
+        f"ckpt={ckpt}", "format=onnx", f"out={tmp_path / 'o'}", task="export", smoke=False
+    )
+    with caplog.at_level(logging.INFO):
+        export(cfg, Console(quiet=True))
+    noisy = [r.name for r in caplog.records if r.name.startswith(("onnxscript", "onnx_ir"))]
+    assert noisy == []
+    assert (logging.getLogger("onnxscript").level, logging.getLogger("onnx_ir").level) == before

@@ -16,9 +16,12 @@ TorchScript-based one is deprecated), so onnxruntime or any ONNX runtime runs it
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -80,6 +83,21 @@ def torchscript_bytes(G: Generator) -> bytes:
     return buf.getvalue()
 
 
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
+    """The named loggers at `level` for the block, then as they were: the ONNX optimizer
+    passes log every node they skip at INFO, which `ganrun export`'s INFO root would print."""
+    loggers = [logging.getLogger(n) for n in names]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, before):
+            lg.setLevel(lvl)
+
+
 def onnx_bytes(G: Generator) -> bytes:
     """The generator as one ONNX model with a dynamic batch axis (weights inside the file).
 
@@ -91,7 +109,7 @@ def onnx_bytes(G: Generator) -> bytes:
     example = example_inputs(G)
     names = list(ONNX_INPUTS[: len(example)])
     batch = Dim("batch")
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), quiet_loggers("onnxscript", "onnx_ir"):
         warnings.simplefilter("ignore")  # torch.export's notes on the dynamic-shape renaming
         program = torch.onnx.export(
             G.net.cpu(),
