@@ -34,7 +34,7 @@ tr.failed td { color: #b00; }
 pre { background: #f6f6f6; padding: 1em; overflow: auto; max-height: 30em; font-size: .85em; }
 figure { display: inline-block; margin: .5em; vertical-align: top; }
 figcaption { font-size: .85em; text-align: center; }
-img.pixels { image-rendering: pixelated; width: 256px; }
+img.pixels { image-rendering: pixelated; min-width: 256px; }  /* tiny grids enlarged, sharp */
 """
 
 
