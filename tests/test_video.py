@@ -273,6 +273,9 @@ def test_walk_mistakes_are_explained(digits_run):
         list(walk_frames(G, Walk(n=4, truncation=0.7)))
     with pytest.raises(GanrunError, match="at least two classes"):
         list(walk_frames(conditional_generator(), Walk(n=4, labels=(3,), classes=True)))
+    for bad in ("fps=0", "frames=ten", "scale=1.5"):
+        with pytest.raises(GanrunError, match=f"{bad}: must be a whole number >= 1"):
+            video(video_cfg(f"ckpt={digits_run}", bad), quiet())
     with pytest.raises(GanrunError, match="kind=nope"):
         video(video_cfg(f"ckpt={digits_run}", "kind=nope"), quiet())
     with pytest.raises(GanrunError, match="ckpt=<checkpoint file> or run=<run folder>"):

@@ -149,7 +149,10 @@ def video(cfg: DictConfig, console: Console | None = None) -> list[Path]:
             f"checkpoint), kind=timelapse (a run's sample grids over training) or "
             f"kind=translate (a translation run's inputs dissolving into its outputs)."
         )
-    for key in ("scale", "fps", "timelapse_fps"):
-        if cfg[key] < 1:
-            raise GanrunError(f"{key}={cfg[key]}: must be a whole number >= 1.")
+    for key in ("n", "frames", "keyframes", "scale", "fps", "timelapse_fps", "batch_size"):
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GanrunError(
+                f"{key}={value}: must be a whole number >= 1 (conf/video.yaml has the defaults)."
+            )
     return KINDS[cfg.kind](cfg, console or Console())
