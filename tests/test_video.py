@@ -388,3 +388,17 @@ def test_translate_video_dissolves_inputs_into_ganrun_translate_outputs(pix2pix_
 def test_interpolating_a_translation_run_points_at_kind_translate(pix2pix_run):
     with pytest.raises(GanrunError, match="kind=translate"):
         video(video_cfg(f"ckpt={pix2pix_run}", "kind=interpolate"), quiet())
+
+
+def test_truncation_reaches_the_generator():
+    """An untrained StyleGAN2 G: keyframes equal G.sample(..., truncation=0.5) of their seeds,
+    and differ from the untruncated samples (psi is passed through, not dropped)."""
+    cfg = compose_cfg("model=stylegan2")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = build_generator(cfg.model, (1, 16, 16), None, None)
+    G = Generator(net.eval(), int(cfg.model.z_dim), (1, 16, 16))
+    frames = list(walk_frames(G, Walk(n=4, keyframes=2, frames=3, seed=1, truncation=0.5)))
+    torch.testing.assert_close(frames[0], G.sample(4, 1, truncation=0.5), rtol=0, atol=0)
+    torch.testing.assert_close(frames[3], G.sample(4, 2, truncation=0.5), rtol=0, atol=0)
+    assert not torch.equal(frames[0], G.sample(4, 1))
