@@ -164,7 +164,8 @@ def test_every_shipped_option_passes_the_checks():
         rows += [[f"{preset}={p.stem}"] for p in sorted((CONF / preset).glob("*.yaml"))]
     rows += [["metrics=[fid,kid,is,pr]", "metrics/features=inception"]]
     for row in rows:
-        row += ["dataset.root=x"] if "dataset=image_folder" in row else []
+        folder = "dataset=image_folder" in row or "experiment=stylegan2_folder" in row
+        row += ["dataset.root=x"] if folder else []
         assert checked(*row) is not None, row
 
 
