@@ -18,7 +18,9 @@ from torch import Tensor
 def fir_kernel(taps: Sequence[float], gain: float = 1.0) -> Tensor:
     """The 2-D outer product of `taps`, normalised to sum to `gain`."""
     t = torch.as_tensor(taps, dtype=torch.float32)
-    if t.dim() != 1 or t.numel() < 1 or not bool((t.sum() != 0).item()):
+    # the sum is checked on the Python numbers: a tensor .item() here is a data-dependent
+    # branch that torch.export (ganrun export format=onnx) cannot trace
+    if t.dim() != 1 or t.numel() < 1 or sum(float(v) for v in taps) == 0:
         raise ValueError(f"FIR taps {list(taps)} must be a non-empty 1-D list with non-zero sum")
     k = torch.outer(t, t)
     return k * (gain / k.sum())
