@@ -17,7 +17,8 @@ method.step (D step with the lazy R1, then G step). Neither side updates G_ema.
 
 Both sides get the same synthetic uint8 batch stream and step counters, so R1 falls on the
 same steps. Blocks of --sg2-steps steps alternate between the two (--sg2-runs each, after
---sg2-warmup untimed steps each); reported: ms per step, the median block, and the ratio.
+--sg2-warmup untimed steps each); reported: wall and process-CPU ms per step (the CPU figure
+is steadier on a shared machine), the median block, and the ratios.
 """
 
 from __future__ import annotations
@@ -141,11 +142,13 @@ def nvlabs_stepper(
     return step, params
 
 
-def timed_block(step: Callable[[int], None], start: int, n: int) -> float:
-    t0 = time.perf_counter()
+def timed_block(step: Callable[[int], None], start: int, n: int) -> tuple[float, float]:
+    """(wall ms, process CPU ms) per step; CPU time is the steadier figure on a shared
+    machine (time spent waiting for a core does not count)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for i in range(start, start + n):
         step(i)
-    return (time.perf_counter() - t0) / n * 1000.0
+    return (time.perf_counter() - t0) / n * 1000.0, (time.process_time() - c0) / n * 1000.0
 
 
 def run(peer: Path, width: int, batch: int, steps: int, runs: int, warmup: int) -> dict:
@@ -169,15 +172,21 @@ def run(peer: Path, width: int, batch: int, steps: int, runs: int, warmup: int) 
         timed_block(step, 0, warmup)
         counters[name] = warmup
     ms: dict[str, list[float]] = {name: [] for name in sides}
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
     order = list(sides)
     for r in range(runs):
         for name in order if r % 2 == 0 else order[::-1]:  # alternate who goes first
-            ms[name].append(timed_block(sides[name][0], counters[name], steps))
+            wall, used = timed_block(sides[name][0], counters[name], steps)
+            ms[name].append(wall)
+            cpu[name].append(used)
             counters[name] += steps
-    medians = {name: statistics.median(v) for name, v in ms.items()}
-    for name, values in ms.items():
-        blocks = ", ".join(f"{v:.0f}" for v in values)
-        print(f"  {name:<7} ms/step: median {medians[name]:.0f} (blocks: {blocks})")
-    ratio = medians["NVlabs"] / medians["ganrun"]
-    print(f"  NVlabs / ganrun step time: {ratio:.2f}x (> 1: ganrun faster)")
-    return {"ms": ms, "median": medians, "ratio": ratio}
+    out = {}
+    for label, table in (("wall", ms), ("CPU", cpu)):
+        medians = {name: statistics.median(v) for name, v in table.items()}
+        for name, values in table.items():
+            blocks = ", ".join(f"{v:.0f}" for v in values)
+            print(f"  {name:<7} {label} ms/step: median {medians[name]:.0f} (blocks: {blocks})")
+        ratio = medians["NVlabs"] / medians["ganrun"]
+        print(f"  NVlabs / ganrun {label} time per step: {ratio:.2f}x (> 1: ganrun faster)")
+        out[label] = {"ms": table, "median": medians, "ratio": ratio}
+    return out
