@@ -19,6 +19,7 @@ from test_train import run
 import ganrun
 from ganrun.build import build_generator
 from ganrun.config import CONF
+from ganrun.errors import GanrunError
 from ganrun.sampling.export import export, onnx_bytes
 from ganrun.sampling.generator import Generator
 
@@ -94,6 +95,8 @@ def test_onnx_inputs_and_config(onnx_exports):
         assert config["step"] == 4 and config["data"]["shape"] == shapes[name]
         assert config["model"]["z_dim"] == z_dim
         assert bool(config["conditioning"]) == (name == "cond")
+        with pytest.raises(GanrunError, match="an ONNX one with onnxruntime"):
+            ganrun.load(folder)  # not a safetensors folder: the message says what reads it
 
 
 def test_onnx_labels_change_the_images(onnx_exports):
