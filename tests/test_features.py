@@ -32,6 +32,16 @@ DEFAULT_EXTRACTOR = {
     "image_folder": INCEPTION,
     "ring8": None,
     "grid25": None,
+    # translation data: the target domain's feature space (a derived task takes its source's)
+    "paired_folder": INCEPTION,
+    "unpaired_folder": INCEPTION,
+    "colorization": INCEPTION,  # CIFAR-10
+    "superres": INCEPTION,  # CIFAR-10
+    "inpainting": INCEPTION,  # CIFAR-10
+    "edges": DIGITS,  # MNIST
+    "cifar10_pair": INCEPTION,
+    "colored_mnist": DIGITS,
+    "colored_mnist_pair": DIGITS,
 }
 
 

@@ -164,7 +164,8 @@ def test_every_shipped_option_passes_the_checks():
         rows += [[f"{preset}={p.stem}"] for p in sorted((CONF / preset).glob("*.yaml"))]
     rows += [["metrics=[fid,kid,is,pr]", "metrics/features=inception"]]
     for row in rows:
-        folder = "dataset=image_folder" in row or "experiment=stylegan2_folder" in row
+        rooted = ("dataset=image_folder", "dataset=paired_folder", "dataset=unpaired_folder")
+        folder = any(r in row for r in rooted) or "experiment=stylegan2_folder" in row
         row += ["dataset.root=x"] if folder else []
         assert checked(*row) is not None, row
 
