@@ -53,7 +53,10 @@ DATASET_NEEDS = {
     "cifar10": ([ROOT], needs_cifar10),
     # translation data (issue 12): the derived tasks read their source's test split (fast)
     **{
-        task: ([ROOT.replace("dataset.root", "dataset.source.root"), "dataset.source.split=test"], mark)
+        task: (
+            [ROOT.replace("dataset.root", "dataset.source.root"), "dataset.source.split=test"],
+            mark,
+        )
         for task, mark in (
             ("colorization", needs_cifar10),
             ("superres", needs_cifar10),
@@ -102,10 +105,19 @@ DATASET_SHAPES = {
     "unpaired_folder": (3, 12, 12),
 }
 # Translation folders (issue 12): the sub-folders each layout wants, 16 px loaded, 12 px crops.
-TRANSLATION_FOLDERS = {"paired_folder": ("A", "B"), "unpaired_folder": ("trainA", "trainB", "testA", "testB")}
+TRANSLATION_FOLDERS = {
+    "paired_folder": ("A", "B"),
+    "unpaired_folder": ("trainA", "trainB", "testA", "testB"),
+}
 FOLDER_SIZES = ["dataset.load_size=16", "dataset.crop=12", "dataset.num_workers=0"]
 # Models that only take square images (building them on 2-D points must fail clearly).
-IMAGE_ONLY_MODELS = {"dcgan", "resnet", "stylegan2", "r3gan", "biggan"}  # models that reject 2-D point data
+IMAGE_ONLY_MODELS = {
+    "dcgan",
+    "resnet",
+    "stylegan2",
+    "r3gan",
+    "biggan",
+}  # models that reject 2-D point data
 # |first update| / lr of each optimizer for gradients well above eps (Adam: lr * g / |g|;
 # RMSprop with alpha=0.99: lr * g / sqrt(0.01 g^2) = 10 lr).
 FIRST_STEP_SIZE = {"torch.optim.Adam": 1.0, "torch.optim.RMSprop": 10.0}

@@ -118,7 +118,8 @@ TASKS: dict[str, Task] = {
         "a translation run on images: ckpt=<file> input=<folder|test> out=<dir> [direction= domain=]",
     ),
     "export": Task(
-        _export, "a checkpoint's generator: ckpt=<file> format=safetensors|torchscript|onnx out=<dir>"
+        _export,
+        "a checkpoint's generator: ckpt=<file> format=safetensors|torchscript|onnx out=<dir>",
     ),
     "eval": Task(
         _eval, "FID/KID/IS/PR: ckpt=<file> metrics=[fid,kid] | real=<dir|dataset> fake=<dir|npz>"
