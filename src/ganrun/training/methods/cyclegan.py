@@ -40,14 +40,13 @@ from ganrun.training.methods.translation import (
     check_trainer_for,
     chunked,
     d_update,
-    eval_mode,
     frozen,
     grid,
     make_player,
-    sampler,
     source_shape,
     suffixed,
     test_inputs,
+    translator_of,
 )
 from ganrun.training.players import Player
 from ganrun.training.state import TrainState
@@ -176,13 +175,9 @@ class CycleGANMethod:
 
     def translator(self, state: TrainState, direction: str = "AtoB") -> Translate:
         """A -> B with G_AB (direction=BtoA: B -> A with G_BA), in eval mode."""
-        net = sampler(state.players["G_AB" if direction == "AtoB" else "G_BA"])
-
-        def translate(x: Tensor, domain: Tensor | None = None) -> Tensor:
-            with eval_mode(net):
-                return net(x.to(self.run.device)).float()
-
-        return translate
+        return translator_of(
+            state.players["G_AB" if direction == "AtoB" else "G_BA"], self.run.device
+        )
 
     def sample_inputs(self, n: int, seed: int) -> dict[str, Tensor]:
         return test_inputs(self.run, n, seed)

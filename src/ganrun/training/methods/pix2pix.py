@@ -32,14 +32,13 @@ from ganrun.training.methods.translation import (
     check_trainer_for,
     chunked,
     d_update,
-    eval_mode,
     frozen,
     grid,
     make_player,
     on_source,
-    sampler,
     source_shape,
     test_inputs,
+    translator_of,
 )
 from ganrun.training.players import Player
 from ganrun.training.state import TrainState
@@ -109,13 +108,7 @@ class Pix2PixMethod:
         return dict(self.loss.penalties)
 
     def translator(self, state: TrainState) -> Translate:
-        net = sampler(state.players["G"])
-
-        def translate(a: Tensor, domain: Tensor | None = None) -> Tensor:
-            with eval_mode(net):
-                return net(a.to(self.run.device)).float()
-
-        return translate
+        return translator_of(state.players["G"], self.run.device)
 
     def sample_inputs(self, n: int, seed: int) -> dict[str, Tensor]:
         return test_inputs(self.run, n, seed)

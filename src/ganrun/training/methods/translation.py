@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from ganrun.data.base import from_uint8
+from ganrun.data.translation import Translate
 from ganrun.errors import GanrunError
 from ganrun.losses.base import AdversarialLoss, Logs
 from ganrun.sampling.images import tile, to_uint8
@@ -173,6 +174,18 @@ def eval_mode(*nets: nn.Module) -> Iterator[None]:
 def sampler(player: Player) -> nn.Module:
     """The network that translates: the EMA copy when the player keeps one."""
     return player.net if player.ema is None else player.ema
+
+
+def translator_of(player: Player, device: torch.device) -> Translate:
+    """x -> the player's sampling network on x (its EMA copy when it has one), in eval mode,
+    float32: what eval, translate and the sample grids of pix2pix and CycleGAN call."""
+    net = sampler(player)
+
+    def translate(x: Tensor, domain: Tensor | None = None) -> Tensor:
+        with eval_mode(net):
+            return net(x.to(device)).float()
+
+    return translate
 
 
 def suffixed(logs: Logs, suffix: str) -> Logs:
