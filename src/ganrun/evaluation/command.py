@@ -68,12 +68,20 @@ def check_sources(cfg: DictConfig) -> None:
 class Fakes:
     """The generated side: a checkpoint's generator, or an image set from disk."""
 
-    def __init__(self, cfg: DictConfig, device: torch.device) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        device: torch.device,
+        loaded: tuple[Path, dict[str, Any]] | None = None,
+    ) -> None:
+        """loaded: cfg.ckpt's (path, checkpoint) when the caller has read it already."""
         self.ckpt: dict[str, Any] | None = None
         self.image_set: ImageSet | None = None
         if cfg.ckpt:
-            self.path = resolve_checkpoint(cfg.ckpt, "ckpt")
-            self.ckpt = load_checkpoint(self.path, "ckpt")
+            if loaded is None:
+                path = resolve_checkpoint(cfg.ckpt, "ckpt")
+                loaded = path, load_checkpoint(path, "ckpt")
+            self.path, self.ckpt = loaded
             generator = from_checkpoint(self.ckpt, cfg.ema, device)
             self.G = generator.net
             self.shape = generator.data_shape
@@ -214,14 +222,15 @@ def evaluate(cfg: DictConfig, console: Console | None = None) -> dict[str, Any]:
     console = console or Console()
     check_sources(cfg)
     device = resolve_device(cfg.device)
+    loaded = None
     if cfg.ckpt:  # a translation run is scored on its test set (evaluation/translation_command)
         from ganrun.evaluation.translation_command import evaluate_translation, is_translation
 
         path = resolve_checkpoint(cfg.ckpt, "ckpt")
-        ckpt = load_checkpoint(path, "ckpt")
-        if is_translation(ckpt):
-            return evaluate_translation(cfg, path, ckpt, device, console)
-    fakes = Fakes(cfg, device)
+        loaded = path, load_checkpoint(path, "ckpt")
+        if is_translation(loaded[1]):
+            return evaluate_translation(cfg, path, loaded[1], device, console)
+    fakes = Fakes(cfg, device, loaded)  # the checkpoint is read once
     if len(fakes.shape) != 3 and cfg.real:
         raise GanrunError(
             f"ckpt={cfg.ckpt} generates 2-D points, which have no image features to compare "
