@@ -2,7 +2,11 @@
 heads on one trunk.
 
 - G is CycleGAN's ResNet translator (models/resnet_translator.py) whose input carries the
-  target domain as extra constant one-hot channels beside the image: G(x, c).
+  target domain as extra constant one-hot channels beside the image: G(x, c). The image is
+  reflection-padded for the first 7x7 conv, the domain planes zero-padded (the paper's
+  padding=3): a constant plane, reflection-padded, convolves to a constant that the instance
+  norm right after subtracts exactly, so G would never see c; zero padding leaves the plane's
+  edge in the map, from which G reads the target domain (as the paper's G does).
 - D is a stack of stride-2 4x4 convs with LeakyReLU(0.01) and no normalisation, then a 3x3
   conv to a map of real/fake logits (forward, what the zoo's losses and penalties see) and a
   conv covering the whole remaining map to the domain logits (`classify`).
@@ -11,6 +15,7 @@ heads on one trunk.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun.models.layers import dcgan_init, image_shape
@@ -42,9 +47,16 @@ class StarGenerator(nn.Module):
         self.net = ResNetTranslator(
             data_shape, source + num_domains, width, blocks, downsampling, norm
         )
+        first = self.net.net[0]  # the translator's reflection pad before its 7x7 conv
+        if not isinstance(first, nn.ReflectionPad2d):
+            raise TypeError(f"ResNetTranslator starts with {first}, not a ReflectionPad2d")
+        self.pad = tuple(first.padding)
+        self.net.net[0] = nn.Identity()  # padded here instead: the image and the planes apart
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.net(torch.cat([x, domain_maps(y, self.num_domains, x)], 1))
+        image = F.pad(x, self.pad, mode="reflect")
+        planes = F.pad(domain_maps(y, self.num_domains, x), self.pad)  # zeros outside
+        return self.net(torch.cat([image, planes], 1))
 
 
 def halvings_to(resolution: int, smallest: int = 2) -> int:
