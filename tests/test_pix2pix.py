@@ -49,6 +49,26 @@ def test_unet_skip_connections_carry_the_input():
     assert not torch.allclose(G(x), G(torch.zeros_like(x)))
 
 
+def test_unet_residual_adds_the_source_to_the_correction():
+    """residual=true: output = source (a grey one copied to each channel) + the last up-conv's
+    output, no tanh; with that conv zeroed the net is the baseline exactly (bicubic, grey)."""
+    for source, channels in ((3, 3), (1, 3)):
+        G = UNetGenerator((channels, 16, 16), in_channels=source, width=4, residual=True).eval()
+        assert not any(isinstance(m, torch.nn.Tanh) for m in G.modules())
+        x = torch.rand(2, source, 16, 16) * 2 - 1
+        last = G.net.up[1]
+        correction = G(x) - x.expand(-1, channels, -1, -1)
+        assert 1e-4 < correction.abs().mean().item() < 1.0
+        torch.nn.init.zeros_(last.weight)
+        torch.nn.init.zeros_(last.bias)
+        assert torch.equal(G(x), x.expand(-1, channels, -1, -1))
+        last.bias.data.fill_(0.25)  # the correction adds as it is: no squashing
+        assert torch.allclose(G(x), x.expand(-1, channels, -1, -1) + 0.25)
+    assert any(isinstance(m, torch.nn.Tanh) for m in UNetGenerator((3, 16, 16)).modules())
+    with pytest.raises(GanrunError, match="generator.residual=true"):
+        UNetGenerator((3, 16, 16), in_channels=2, residual=True)
+
+
 def test_unet_norms_and_refusals():
     assert any(
         isinstance(m, torch.nn.InstanceNorm2d)

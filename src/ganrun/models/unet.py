@@ -6,6 +6,12 @@ the decoder level of the same size: the low-level structure of the input (edges,
 reaches the output directly. Its depth follows the resolution (8 levels at 256 px, 4 at 16 px).
 pix2pix has no latent z; its noise is dropout 0.5, kept on while training, in the decoder of
 the `dropout_blocks` levels just outside the innermost one (3 at 256 px, as in the paper).
+
+`residual=True` (ours, not the paper's; the global residual of VDSR, Kim et al. 2016) makes the
+output the source plus the U-Net's correction, `a + up(...)` with no tanh: a grey source is
+copied to every output channel first, so the untrained network already gives the task's
+baseline (the bicubic image, the grey copy) and learns what to add. The output may leave
+[-1, 1] slightly; evaluation and saved images clamp it.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class UNetLevel(nn.Module):
         dropout: float,
         in_channels: int | None = None,
         out_channels: int | None = None,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         outermost, innermost = in_channels is not None, sub is None
@@ -51,18 +58,21 @@ class UNetLevel(nn.Module):
         up_in = inner if innermost else inner * 2  # the sub-levels' output is cat(x, up)
         up: list[nn.Module] = [nn.ReLU(True)]
         if outermost:
-            up += [nn.ConvTranspose2d(up_in, out_channels, 4, 2, 1), nn.Tanh()]
+            up.append(nn.ConvTranspose2d(up_in, out_channels, 4, 2, 1))
+            up += [] if residual else [nn.Tanh()]
         else:
             up += [nn.ConvTranspose2d(up_in, outer, 4, 2, 1, bias=bias), norm_layer(norm, outer)]
             up += dropout_layers(dropout)
         self.down, self.sub, self.up = nn.Sequential(*down), sub, nn.Sequential(*up)
-        self.outermost = outermost
+        self.outermost, self.residual = outermost, residual
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.down(x)
         if self.sub is not None:
             y = self.sub(y)
         y = self.up(y)
+        if self.residual:
+            return x.expand_as(y) + y  # a grey source is added to every output channel
         return y if self.outermost else torch.cat([x, y], 1)
 
 
@@ -78,10 +88,18 @@ class UNetGenerator(nn.Module):
         norm: str = "batch",
         dropout: float = 0.5,
         dropout_blocks: int = 3,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         channels, resolution = image_shape(data_shape, "unet")
         check_norm(norm, "generator")
+        source = channels if in_channels is None else in_channels
+        if residual and source not in (1, channels):
+            raise GanrunError(
+                f"generator.residual=true adds the source image to the output, but the source "
+                f"has {source} channels and the target {channels}: it needs 1 (a grey source, "
+                f"copied to every channel) or {channels}. Use generator.residual=false here."
+            )
         most = halvings(resolution)
         depth = most if depth is None else depth
         if not 2 <= depth <= most:
@@ -96,8 +114,7 @@ class UNetGenerator(nn.Module):
         for i in range(depth - 1, 0, -1):  # innermost first
             drop = dropout if depth - 1 - dropout_blocks <= i < depth - 1 else 0.0
             level = UNetLevel(widths[i - 1], widths[i], level, norm, drop)
-        source = channels if in_channels is None else in_channels
-        self.net = UNetLevel(channels, widths[0], level, norm, 0.0, source, channels)
+        self.net = UNetLevel(channels, widths[0], level, norm, 0.0, source, channels, residual)
         self.depth = depth
         self.apply(dcgan_init)
 
