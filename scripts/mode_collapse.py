@@ -11,6 +11,8 @@ of the final step (the EMA generator on trainer.eval_samples fixed latents): mod
 % high-quality samples (within 3 std of their nearest mode), reverse KL to uniform over
 modes. Wall time is per run, on whatever CPU this is (shared machines make it noisy);
 --jobs N runs N trainings at once in separate processes (each preset uses 1 torch thread).
+--reuse reads back a seed whose run folder already holds a finished run of exactly the same
+resolved config (.hydra/config.yaml; e.g. a pilot copied there) instead of training it again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
@@ -58,16 +61,36 @@ def final_eval(run_dir: Path, returned: dict[str, float]) -> dict[str, float]:
     return {k: evaluated[-1][k] for k in KEYS}
 
 
-def run_one(experiment: str, seed: int, extra: list[str], out: Path) -> dict[str, float]:
+def finished_run(run_dir: Path, cfg) -> bool:
+    """run_dir holds a run of exactly this (resolved) config that reached trainer.max_steps."""
+    saved, metrics = run_dir / ".hydra" / "config.yaml", run_dir / "metrics.jsonl"
+    if not (saved.is_file() and metrics.is_file()):
+        return False
+    same = OmegaConf.to_container(OmegaConf.load(saved)) == OmegaConf.to_container(
+        cfg, resolve=True, enum_to_str=True
+    )
+    rows = [json.loads(x) for x in metrics.read_text().splitlines()]
+    return same and bool(rows) and rows[-1]["step"] == cfg.trainer.max_steps
+
+
+def run_one(
+    experiment: str, seed: int, extra: list[str], out: Path, reuse: bool = False
+) -> dict[str, float]:
     register()
     overrides = [f"experiment={experiment}", f"seed={seed}", *extra]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     run_dir = out / experiment / f"seed{seed}"
-    quiet = Console(file=io.StringIO())
-    start = time.perf_counter()
-    returned = train(cfg, run_dir, overrides=overrides, console=quiet)
-    wall = time.perf_counter() - start
+    if reuse and finished_run(run_dir, cfg):
+        # wall time: from writing the config to the last metrics line
+        wall = (run_dir / "metrics.jsonl").stat().st_mtime
+        wall -= (run_dir / ".hydra" / "config.yaml").stat().st_mtime
+        returned: dict[str, float] = {}
+    else:
+        quiet = Console(file=io.StringIO())
+        start = time.perf_counter()
+        returned = train(cfg, run_dir, overrides=overrides, console=quiet)
+        wall = time.perf_counter() - start
     result = {**final_eval(run_dir, returned), "wall_s": wall, "seed": seed}
     print(
         f"{experiment} seed {seed}: modes {result['eval/modes']:.0f}  "
@@ -110,12 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="default outputs/mode_collapse/<time>")
     p.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides for every run")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (separate processes)")
+    p.add_argument(
+        "--reuse", action="store_true", help="read back finished runs of the same config"
+    )
     args = p.parse_args(argv)
     out = args.out or Path("outputs/mode_collapse") / datetime.now().strftime("%Y%m%d-%H%M%S")
     out = out.resolve()
     jobs = [(name, s) for name in args.experiments for s in args.seeds]
     with ProcessPoolExecutor(max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_one, name, s, args.extra, out) for name, s in jobs]
+        futures = [pool.submit(run_one, name, s, args.extra, out, args.reuse) for name, s in jobs]
         done = [f.result() for f in futures]
     results: dict[str, list[dict[str, float]]] = {name: [] for name in args.experiments}
     for (name, _), result in zip(jobs, done):
