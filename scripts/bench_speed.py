@@ -5,6 +5,7 @@
     python scripts/bench_speed.py --quick                # tiny models, a few steps: a smoke run
     python scripts/bench_speed.py --peer /path/to/examples/dcgan/main.py   # against the peer
     python scripts/bench_speed.py --stylegan2-peer /tmp/nvlabs   # StyleGAN2 against NVlabs' code
+    python scripts/bench_speed.py --startup 5            # start-up of a 1-step run, and the floor
 
 Models: DCGAN-64 at batch 128, and at 32 px (batch 64) the SNGAN ResNet, R3GAN and BigGAN
 (unconditional), all built from ganrun's config (model=dcgan / resnet / r3gan / biggan,
@@ -807,6 +808,54 @@ def peer_mode(args: argparse.Namespace, device: torch.device, peak: float) -> No
     )
 
 
+# ------------------------------------------------------------------------------ start-up
+
+STARTUP_ARGS = ("train", "debug=smoke", "trainer.max_steps=1")
+# what no ganrun change can remove: torch, and the torch._dynamo that torch.optim's first
+# Optimizer imports (Optimizer.add_param_group is wrapped in torch._disable_dynamo); exiting
+# with gc frozen, as ganrun does
+STARTUP_FLOOR = (
+    "import gc, torch; torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]); gc.freeze()"
+)
+
+
+def startup_mode(runs: int) -> None:
+    """Median wall time of `ganrun train debug=smoke trainer.max_steps=1` (a fresh process
+    each, a temp run folder), against `import torch` and torch's first optimizer alone."""
+    cmds = {
+        "ganrun train debug=smoke trainer.max_steps=1": None,
+        "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+        "python -c 'import torch; torch.optim.Adam(...); gc.freeze()'": [
+            sys.executable,
+            "-c",
+            STARTUP_FLOOR,
+        ],
+    }
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    load_before = load_average()
+    with tempfile.TemporaryDirectory(prefix="bench_startup_") as tmp:
+        for r in range(runs):
+            for label, cmd in cmds.items():
+                if cmd is None:
+                    run_dir = Path(tmp) / f"run_{r}"
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "ganrun",
+                        *STARTUP_ARGS,
+                        f"hydra.run.dir={run_dir}",
+                    ]
+                start = time.perf_counter()
+                subprocess.run(cmd, cwd=tmp, check=True, capture_output=True)
+                times[label].append(time.perf_counter() - start)
+    print(f"\nStart-up, {runs} fresh processes each, alternating (median, min-max s):")
+    for label, values in times.items():
+        print(
+            f"  {label:<58}{statistics.median(values):6.2f}  ({min(values):.2f}-{max(values):.2f})"
+        )
+    print(f"  1-min load average before {load_before}, after {load_average()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -858,7 +907,17 @@ def main() -> None:
     parser.add_argument("--sg2-steps", type=int, default=4, help="StyleGAN2 peer: steps per block")
     parser.add_argument("--sg2-runs", type=int, default=3, help="StyleGAN2 peer: blocks per side")
     parser.add_argument("--sg2-warmup", type=int, default=1, help="StyleGAN2 peer: untimed steps")
+    parser.add_argument(
+        "--startup",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="time ganrun train's start-up (a 1-step smoke run) RUNS times, and import torch",
+    )
     args = parser.parse_args()
+    if args.startup:
+        startup_mode(args.startup)
+        return
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     default_steps, default_warmup = (3, 1) if args.quick else ((200, 30) if cuda else (10, 3))

@@ -184,7 +184,8 @@ def build_optimizer(
     """optimizer.<key> on net's parameters (fused on CUDA, see optimizer_kwargs)."""
     factory = make(cfg.optimizer[key], f"optimizer.{key}")
     fused = cfg.trainer.get("fused_optimizer", True)
-    return factory(net.parameters(), **optimizer_kwargs(factory, device, fused))
+    fused_cpu = cfg.trainer.get("fused_optimizer_cpu", False)
+    return factory(net.parameters(), **optimizer_kwargs(factory, device, fused, fused_cpu))
 
 
 def build_method(

@@ -62,6 +62,8 @@ class TrainerConfig:
     compile_backend: str = "inductor"  # inductor generates kernels; aot_eager needs no C compiler
     channels_last: bool = False  # NHWC models and image batches (faster convs on tensor cores)
     fused_optimizer: bool = True  # fused optimizer kernels on CUDA where the optimizer has them
+    fused_optimizer_cpu: bool = False  # fused on CPU too (last-bit differences; trainer=fast)
+    keep_freed_memory: bool = True  # glibc malloc reuses freed memory: no page faults per step
     tf32: bool = True  # CUDA: TF32 matmuls and convs in fp32 runs; false for full fp32
     cudnn_benchmark: bool = True  # CUDA: cuDNN autotunes each conv shape on first use
     ema_decay: float = 0.999  # EMA of G's weights per step; samples come from the EMA copy

@@ -109,13 +109,18 @@ def _composed(conf_dir: str, task: str, overrides: Sequence[str], sweep: bool) -
     except (HydraException, OmegaConfBaseException) as err:
         raise GanrunError(explain(err, conf_dir, task)) from None
     for cfg in cfgs:
-        missing = sorted(OmegaConf.missing_keys(cfg))
-        if missing:
-            raise GanrunError(
-                f"missing required value{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. "
-                f"Pass {' '.join(k + '=...' for k in missing)} on the command line."
-            )
+        check_missing(cfg)
     return cfgs[0]
+
+
+def check_missing(cfg: DictConfig) -> None:
+    """GanrunError naming the required values (???) the overrides left unset."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise GanrunError(
+            f"missing required value{'s' if len(missing) > 1 else ''}: {', '.join(missing)}. "
+            f"Pass {' '.join(k + '=...' for k in missing)} on the command line."
+        )
 
 
 def preflight(conf_dir: str, task: str, args: Sequence[str]) -> DictConfig | None:

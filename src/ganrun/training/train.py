@@ -48,6 +48,7 @@ from ganrun.training.loop import LoopConfig, fit
 from ganrun.training.nonfinite import NonFiniteError, NonFiniteGuard
 from ganrun.training.perf import (
     accelerate,
+    keep_freed_memory,
     layout_batches,
     restore_backend_flags,
     set_backend_flags,
@@ -127,6 +128,8 @@ def train(
         if trainer.threads:
             torch.set_num_threads(trainer.threads)
         backend_flags = set_backend_flags(device, trainer)  # TF32, cuDNN autotuning; restored below
+        if trainer.get("keep_freed_memory", True):  # process-wide, kept: see keep_freed_memory
+            keep_freed_memory()
         try:
             if ranks.is_main:
                 write_config(run_dir, cfg, overrides, hydra_cfg, continuing)
