@@ -76,6 +76,8 @@ EXPERIMENT_NEEDS = {
     "r3gan_stacked_mnist": ([ROOT, "dataset.size=1000"], needs_mnist),
     "biggan_cifar10": ([ROOT], needs_cifar10),
     "stylegan2_cifar10": ([ROOT], needs_cifar10),
+    # a translation method (no z): tests/test_stargan.py composes and steps it
+    "stargan_colored_mnist": ([], pytest.mark.skip(reason="method=stargan: test_stargan.py")),
     # PNGS: a folder of generated images (in tmp_path); 16 px keeps the step fast
     "stylegan2_folder": (
         ["dataset.root=PNGS", "dataset.resolution=16", "dataset.num_workers=0"],
