@@ -1,7 +1,7 @@
 """One `ganrun train` run (no -m, no --help or --cfg) with the config composed once.
 
 hydra.main composes a config twice for a single run (get_mode, then run), and ganrun's
-preflight composed it a third time for its messages: ~0.4-0.8 s each on a 2-core CPU. Here
+preflight composed it a third time for its messages: 0.2-0.8 s each on a 2-core CPU. Here
 one Hydra instance composes it once, the preflight's checks run on that config (the same
 GanrunError messages, before anything is written), and Hydra's own run_job runs the task on
 it: the same run folder, HydraConfig, logging and callbacks as hydra.main's run mode
@@ -40,8 +40,10 @@ def _task_config(cfg: DictConfig) -> DictConfig:
     return task_cfg
 
 
-def compose_checked(hydra: Any, conf_dir: str, task: str, overrides: list[str]) -> DictConfig:
-    """The run's config with the hydra node, or the preflight's GanrunError."""
+def compose_checked(
+    hydra: Any, conf_dir: str, task: str, overrides: list[str]
+) -> tuple[DictConfig, DictConfig]:
+    """The run's config with its hydra node and without it, or the preflight's GanrunError."""
     try:
         cfg = hydra.compose_config(
             config_name=task,
@@ -55,7 +57,7 @@ def compose_checked(hydra: Any, conf_dir: str, task: str, overrides: list[str]) 
     task_cfg = _task_config(cfg)
     check_missing(task_cfg)
     check_config(task_cfg)
-    return cfg
+    return cfg, task_cfg
 
 
 def run_once(
@@ -76,8 +78,8 @@ def run_once(
     search_path = create_automatic_config_search_path(None, None, conf_dir)
     hydra = Hydra.create_main_hydra2(task_name=task, config_search_path=search_path)
     try:
-        cfg = compose_checked(hydra, conf_dir, task, [*args, "hydra.mode=RUN"])
-        before_run(_task_config(cfg))
+        cfg, task_cfg = compose_checked(hydra, conf_dir, task, [*args, "hydra.mode=RUN"])
+        before_run(task_cfg)
         callbacks = Callbacks(cfg)
         callbacks.on_run_start(config=cfg, config_name=task)
 
