@@ -67,6 +67,10 @@ class Scorer:
         mu, sigma = self.features(images)
         return float(frechet_distance(mu, sigma, *self.stats[against]))
 
+    def row(self, step: int | str, as_b: torch.Tensor, as_a: torch.Tensor) -> dict:
+        """FID of images standing for domain B (against test B) and for A (against test A)."""
+        return {"step": step, "a_to_b": self.fid(as_b, "B"), "b_to_a": self.fid(as_a, "A")}
+
 
 def feature_node(name: str, weights: str | None):
     node = OmegaConf.load(CONF / "metrics" / "features" / f"{name}.yaml")
@@ -89,32 +93,29 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no checkpoints in {args.run / 'checkpoints'}")
     extractor = build_extractor(feature_node(args.features, args.weights), device)
     scorer = Scorer(extractor)
-    rows, data, seen = [], None, set()
+    rows, data, state, seen = [], None, None, set()
     for path in paths:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         if ckpt["step"] in seen:
             continue
         seen.add(ckpt["step"])
-        _, data_here, state = translator_from_checkpoint(ckpt, device)
-        if data is None:  # the real sets and the reference rows, once
-            data = data_here
+        if data is None:  # the dataset, the players, the real sets and the reference rows, once
+            _, data, state = translator_from_checkpoint(ckpt, device)
             test = data.test_set()
             test_a, test_b = test.a[: args.n], test.b[: args.n]
             scorer.add("A", test_a)
             scorer.add("B", test_b)
-            rows.append({"step": "copy", "a_to_b": scorer.fid(test_a, "B"),
-                         "b_to_a": scorer.fid(test_b, "A")})
-            k = len(test_b)
-            rows.append({"step": "floor", "a_to_b": scorer.fid(data.b[:k], "B"),
-                         "b_to_a": scorer.fid(data.a[: len(test_a)], "A")})
+            rows.append(scorer.row("copy", test_a, test_b))
+            rows.append(scorer.row("floor", data.b[: len(test_b)], data.a[: len(test_a)]))
+        else:  # the same run: its later weights into the same players
+            state.load_state_dict(ckpt)
         fake_b = translate_all(translator_of(state.players["G_AB"], device), test_a, None, device)
         fake_a = translate_all(translator_of(state.players["G_BA"], device), test_b, None, device)
-        rows.append({"step": ckpt["step"], "a_to_b": scorer.fid(to_uint8(fake_b), "B"),
-                     "b_to_a": scorer.fid(to_uint8(fake_a), "A")})
+        rows.append(scorer.row(ckpt["step"], to_uint8(fake_b), to_uint8(fake_a)))
         print(f"{path.name}: step {ckpt['step']}", file=sys.stderr, flush=True)
     a, b = getattr(data, "classes", ("A", "B"))
     print(f"FID ({extractor.name}, {len(test_a)} A and {len(test_b)} B test images)\n")
-    print(f"| step | {a} -> {b}: G_AB(test {a}) vs test {b} | {b} -> {a}: G_BA(test {b}) vs test {a} |")
+    print(f"| step | {a} -> {b}: G_AB(test {a}) vs test {b} | {b} -> {a}: G_BA(test {b}) vs {a} |")
     print("|---|---|---|")
     for row in rows:
         print(f"| {row['step']} | {row['a_to_b']:.2f} | {row['b_to_a']:.2f} |")
