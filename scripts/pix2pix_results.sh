@@ -8,8 +8,9 @@
 #   1,000 images of its *train* split, so training and evaluation images never overlap.
 # set=cifar32: the CIFAR-10 32 px presets (conf/experiment/pix2pix_superres_cifar10.yaml and
 #   pix2pix_colorization_cifar10.yaml: width 32, batch 16, eval on the first 1,000 test images
-#   every 500 steps), each as the paper's U-Net and with method.generator.residual=true; trained
-#   on the train split, scored at the end on the whole test split (10,000 images).
+#   every 500 steps), each as the paper's U-Net, with method.generator.residual=true, and residual
+#   with method.lambda_l1=10000 (the GAN term at 1%); trained on the train split, scored at the
+#   end on the whole test split (10,000 images).
 # A run trains in legs of at most <seconds per leg> (timeout: SIGTERM saves checkpoints/last.pt;
 # the next leg resumes it, bit for bit), so the state at step N does not depend on the legs.
 set -u
@@ -42,8 +43,10 @@ case $SET in
     ;;
   cifar32)
     for task in superres colorization; do
-      for variant in unet residual; do
-        extra=(); [ "$variant" = residual ] && extra=(method.generator.residual=true)
+      for variant in unet residual residual_l1; do
+        extra=()
+        [ "$variant" != unet ] && extra=(method.generator.residual=true)
+        [ "$variant" = residual_l1 ] && extra+=(method.lambda_l1=10000)
         name=${task}_cifar10_$variant
         train_in_legs "$name" "experiment=pix2pix_${task}_cifar10" "dataset.source.root=$ROOT" \
           "${extra[@]}" "$@"
