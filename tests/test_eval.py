@@ -152,6 +152,15 @@ def test_toy_checkpoint_reports_mode_metrics(env):
     assert (env / "ring" / "checkpoints" / "last.eval.json").is_file()
 
 
+def test_empty_metrics_gives_only_the_datasets_own(env):
+    """metrics=[] leaves no `metrics` node: ring8 still gets its mode metrics, digits (which
+    has none of its own) the clear refusal, never a raw ConfigAttributeError."""
+    result = run_eval(f"ckpt={env / 'ring' / 'checkpoints' / 'last.pt'}", "n=300", "metrics=[]")
+    assert set(result["metrics"]) == {"modes", "hq_pct", "reverse_kl"}
+    with pytest.raises(GanrunError, match=r"nothing to evaluate: metrics=\[\]"):
+        run_eval(f"ckpt={env / 'run'}", "n=64", "metrics=[]")
+
+
 # ---------------------------------------------------------------------------- refusals
 
 

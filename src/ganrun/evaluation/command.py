@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
@@ -220,6 +220,9 @@ def default_out(cfg: DictConfig, fakes: Fakes) -> Path | None:
 def evaluate(cfg: DictConfig, console: Console | None = None) -> dict[str, Any]:
     """Compute, print and (for a checkpoint, or with out=) write the metrics; returns them."""
     console = console or Console()
+    if "metrics" not in cfg:  # `metrics=[]` empties the group: no node at all, so no metrics
+        with open_dict(cfg):
+            cfg.metrics = {}
     check_sources(cfg)
     device = resolve_device(cfg.device)
     loaded = None
