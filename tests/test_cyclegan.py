@@ -129,3 +129,28 @@ def test_resume_is_bit_exact_with_the_pools(tmp_path):
     assert a["method"]["pool_A"]["images"].shape[0] == 10  # full, so swaps happened
     assert [r["loss/g"] for r in rows_a[2:]] == [r["loss/g"] for r in rows_b]
     assert [r["loss/d"] for r in rows_a[2:]] == [r["loss/d"] for r in rows_b]
+
+
+def test_horse_deer_preset_keeps_the_papers_objective_at_our_width():
+    """experiment=cyclegan_horse_deer: LSGAN, linear decay, lambda_cycle 10, identity 0.5, pool
+    50, 6-block ResNet G with instance norm; ours: G width 8, D 16, batch 4; FID in the digit
+    classifier's features (no Inception offline)."""
+    from conftest import compose_cfg
+
+    cfg = compose_cfg("experiment=cyclegan_horse_deer", "dataset.root=data", smoke=False)
+    assert cfg.method._target_.endswith("CycleGANMethod") and cfg.loss._target_.endswith(
+        "LeastSquaresLoss"
+    )
+    assert (cfg.method.lambda_cycle, cfg.method.lambda_identity, cfg.method.pool_size) == (
+        10.0,
+        0.5,
+        50,
+    )
+    G = cfg.method.generator
+    assert (G.width, G.blocks, G.downsampling, G.norm) == (8, 6, 2, "instance")
+    assert cfg.method.discriminator.width == 16 and cfg.trainer.batch_size == 4
+    assert (cfg.dataset.a, cfg.dataset.b) == ("horse", "deer")
+    assert cfg.metrics.features._target_.endswith("DigitFeatures") and "fid" in cfg.metrics
+    assert cfg.trainer.eval_every == cfg.trainer.ckpt_every == 500
+    shape = cfg.schedule.lr_g.shape  # lr held for half the run, then linearly to 0
+    assert shape._target_.endswith("LinearDecay") and shape.hold is None and shape.final == 0.0

@@ -181,3 +181,31 @@ def test_resume_is_bit_exact(tmp_path):
     for key in TENSOR_KEYS:
         assert_bit_equal(a[key], b[key], key)
     assert [r["loss/g"] for r in rows_a[2:]] == [r["loss/g"] for r in rows_b]
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("pix2pix_superres_cifar10", "SuperResolution"),
+        ("pix2pix_colorization_cifar10", "Colorization"),
+    ],
+)
+def test_cifar10_presets_keep_the_papers_objective_at_our_width(name, task):
+    """The 32 px presets: pix2pix with the ns loss, lambda_L1 100, Adam 2e-4 (0.5, 0.999), batch
+    norm and dropout 0.5; width 32, batch 16, constant lr, eval every 500 steps on 1,000 test
+    images, no FID; the U-Net is the paper's unless method.generator.residual=true."""
+    from conftest import compose_cfg
+
+    cfg = compose_cfg(f"experiment={name}", "dataset.source.root=data", smoke=False)
+    assert cfg.method._target_.endswith("Pix2PixMethod") and cfg.method.lambda_l1 == 100.0
+    assert cfg.loss._target_.endswith("NonSaturatingLoss")
+    assert cfg.optimizer.g.lr == cfg.optimizer.d.lr == 2e-4
+    assert list(cfg.optimizer.g.betas) == [0.5, 0.999]
+    G, D = cfg.method.generator, cfg.method.discriminator
+    assert (G.width, D.width, G.norm, G.dropout, G.residual) == (32, 32, "batch", 0.5, False)
+    assert cfg.dataset._target_.endswith(task) and cfg.dataset.test_size == 1000
+    assert (cfg.trainer.batch_size, cfg.trainer.eval_every) == (16, 500)
+    assert len(cfg.schedule) == 0  # constant lr: schedule=constant is an empty node
+    assert set(cfg.metrics) == {"features"}  # translation metrics only during training
+    residual = compose_cfg(f"experiment={name}", "method.generator.residual=true", smoke=False)
+    assert residual.method.generator.residual is True
