@@ -79,7 +79,10 @@ EXPERIMENT_NEEDS = {
     # a translation method (no z): tests/test_stargan.py composes and steps it
     "stargan_colored_mnist": ([], pytest.mark.skip(reason="method=stargan: test_stargan.py")),
     "pix2pix_superres_cifar10": ([], pytest.mark.skip(reason="method=pix2pix: test_pix2pix.py")),
-    "pix2pix_colorization_cifar10": ([], pytest.mark.skip(reason="method=pix2pix: test_pix2pix.py")),
+    "pix2pix_colorization_cifar10": (
+        [],
+        pytest.mark.skip(reason="method=pix2pix: test_pix2pix.py"),
+    ),
     "cyclegan_horse_deer": ([], pytest.mark.skip(reason="method=cyclegan: test_cyclegan.py")),
     # PNGS: a folder of generated images (in tmp_path); 16 px keeps the step fast
     "stylegan2_folder": (
