@@ -81,12 +81,8 @@ class TrainerConfig:
     eval_every: int = 0  # steps between eval/* metrics (datasets with evaluate()); 0 = never
     eval_samples: int = 2500  # generated samples per evaluation (fixed noise from seed)
     n_samples: int = 64  # images in each sample grid
-    sample_truncation: float | None = (
-        None  # sample grids: truncation psi (StyleGAN2, BigGAN); null: off
-    )
-    sample_truncation_cutoff: int | None = (
-        None  # sample grids: StyleGAN2 layers truncated; null: all
-    )
+    sample_truncation: float | None = None  # sample grids: truncation psi; null: off
+    sample_truncation_cutoff: int | None = None  # sample grids: StyleGAN2 layers cut; null: all
     plots: bool = True  # metric plots in <run>/plots/, redrawn on every sample-grid step
     timelapse: bool = True  # <run>/videos/timelapse.{mp4,gif} of the sample grids at the end
     threads: int = 0  # torch CPU threads; 0 keeps torch's default

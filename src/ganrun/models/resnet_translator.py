@@ -14,6 +14,8 @@ CycleGAN uses 9 blocks at 256 px and 6 at 128 px and below.
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun.errors import GanrunError
@@ -39,8 +41,24 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+class InputPad(nn.Module):
+    """Reflection padding for the image channels, zeros for the last `zero_channels` (constant
+    conditioning planes: reflected, a constant plane convolves to a constant that the instance
+    norm after the first conv subtracts exactly; zero-padded, its edge stays visible)."""
+
+    def __init__(self, padding: int, zero_channels: int) -> None:
+        super().__init__()
+        self.padding, self.zero_channels = (padding,) * 4, zero_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        split = x.shape[1] - self.zero_channels
+        image = F.pad(x[:, :split], self.padding, mode="reflect")
+        return torch.cat([image, F.pad(x[:, split:], self.padding)], 1)
+
+
 class ResNetTranslator(nn.Module):
-    """Source image (in_channels, H, W) -> target image data_shape, in [-1, 1]."""
+    """Source image (in_channels, H, W) -> target image data_shape, in [-1, 1]. The last
+    `zero_padded` input channels are zero-padded, not reflected (StarGAN's domain planes)."""
 
     def __init__(
         self,
@@ -50,6 +68,7 @@ class ResNetTranslator(nn.Module):
         blocks: int = 9,
         downsampling: int = 2,
         norm: str = "instance",
+        zero_padded: int = 0,
     ) -> None:
         super().__init__()
         channels, resolution = image_shape(data_shape, "resnet_translator")
@@ -64,7 +83,7 @@ class ResNetTranslator(nn.Module):
         bias = conv_bias(norm)
         source = channels if in_channels is None else in_channels
         layers: list[nn.Module] = [
-            nn.ReflectionPad2d(3),
+            InputPad(3, zero_padded) if zero_padded else nn.ReflectionPad2d(3),
             nn.Conv2d(source, width, 7, bias=bias),
             norm_layer(norm, width),
             nn.ReLU(True),

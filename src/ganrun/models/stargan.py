@@ -15,7 +15,6 @@ heads on one trunk.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganrun.models.layers import dcgan_init, image_shape
@@ -44,19 +43,12 @@ class StarGenerator(nn.Module):
         super().__init__()
         source = data_shape[0] if in_channels is None else in_channels
         self.num_domains = num_domains
-        self.net = ResNetTranslator(
-            data_shape, source + num_domains, width, blocks, downsampling, norm
+        self.net = ResNetTranslator(  # the domain planes zero-padded, the image reflected
+            data_shape, source + num_domains, width, blocks, downsampling, norm, num_domains
         )
-        first = self.net.net[0]  # the translator's reflection pad before its 7x7 conv
-        if not isinstance(first, nn.ReflectionPad2d):
-            raise TypeError(f"ResNetTranslator starts with {first}, not a ReflectionPad2d")
-        self.pad = tuple(first.padding)
-        self.net.net[0] = nn.Identity()  # padded here instead: the image and the planes apart
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        image = F.pad(x, self.pad, mode="reflect")
-        planes = F.pad(domain_maps(y, self.num_domains, x), self.pad)  # zeros outside
-        return self.net(torch.cat([image, planes], 1))
+        return self.net(torch.cat([x, domain_maps(y, self.num_domains, x)], 1))
 
 
 def halvings_to(resolution: int, smallest: int = 2) -> int:
