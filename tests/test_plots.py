@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import av
@@ -196,6 +197,28 @@ def test_visuals_leave_the_numbers_alone(runs):
         return [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in rows]
 
     assert losses(runs[0]) == losses(runs[1])
+
+
+def test_one_grid_makes_no_timelapse(runs, tmp_path, caplog):
+    """A run that drew one sample grid gets its plots but no one-frame video, and says why;
+    a second grid brings the video back."""
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(runs[1], folder)
+    grids = sorted((folder / "samples").glob("*.png"))
+    assert len(grids) == 2
+    grids[0].unlink()
+    with caplog.at_level(logging.INFO, logger="ganrun"):
+        written = RunVisuals(folder, True, True).finish(4)
+    assert [p.parent.name for p in written] == ["plots"] * 3
+    assert not (folder / "videos").exists()
+    assert "needs two" in caplog.text
+    shutil.copy(grids[1], grids[0])
+    assert [p.name for p in RunVisuals(folder, False, True).finish(4)] == [
+        "timelapse.mp4",
+        "timelapse.gif",
+    ]
 
 
 class Recorder:

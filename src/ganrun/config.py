@@ -64,6 +64,8 @@ class TrainerConfig:
     fused_optimizer: bool = True  # fused optimizer kernels on CUDA where the optimizer has them
     fused_optimizer_cpu: bool = False  # fused on CPU too (last-bit differences; trainer=fast)
     keep_freed_memory: bool = True  # glibc malloc reuses freed memory: no page faults per step
+    gemm_conv_pixels: int = 0  # CPU fp32: convs with <= this many matmul rows per image run as
+    # im2col + one matmul (training/gemm_conv.py); 0 = torch's kernels always (trainer=fast: 16)
     tf32: bool = True  # CUDA: TF32 matmuls and convs in fp32 runs; false for full fp32
     cudnn_benchmark: bool = True  # CUDA: cuDNN autotunes each conv shape on first use
     ema_decay: float = 0.999  # EMA of G's weights per step; samples come from the EMA copy
@@ -84,7 +86,7 @@ class TrainerConfig:
     sample_truncation: float | None = None  # sample grids: truncation psi; null: off
     sample_truncation_cutoff: int | None = None  # sample grids: StyleGAN2 layers cut; null: all
     plots: bool = True  # metric plots in <run>/plots/, redrawn on every sample-grid step
-    timelapse: bool = True  # <run>/videos/timelapse.{mp4,gif} of the sample grids at the end
+    timelapse: bool = True  # <run>/videos/timelapse.{mp4,gif} of the sample grids at the end (>= 2)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     devices: int = 1  # processes on this machine: N > 1 relaunches under torchrun (DDP)
     sync_batchnorm: bool = False  # DDP on CUDA: BatchNorm statistics over all processes' batches

@@ -1,7 +1,8 @@
 """What a training run draws for people besides its sample grids: plots and a time-lapse.
 
     trainer.plots: true      <run>/plots/*.png, refreshed on every sample-grid step
-    trainer.timelapse: true  <run>/videos/timelapse.{mp4,gif} at the end of the run
+    trainer.timelapse: true  <run>/videos/timelapse.{mp4,gif} at the end of the run (two or
+                             more sample grids)
 
 Both read only files the run has already written (metrics.jsonl, samples/*.png), on rank 0,
 outside the training step: they draw no random numbers and touch no tensor, so a run's
@@ -15,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ganrun.tracking.tracker import Backend, log
+
+MIN_FRAMES = 2  # sample grids a time-lapse needs
 
 
 class RunVisuals:
@@ -58,7 +61,13 @@ class RunVisuals:
         if self.timelapse:
             from ganrun.sampling.timelapse import step_grids, write_timelapse
 
-            if step_grids(self.run_dir):
+            grids = len(step_grids(self.run_dir))
+            if grids == 1:  # one frame shows no change; encoding it costs a second or more
+                log.info(
+                    "time-lapse not written: the run drew one sample grid and a time-lapse "
+                    "needs two (trainer.sample_every=N draws one every N steps)"
+                )
+            if grids >= MIN_FRAMES:
                 try:
                     videos = write_timelapse(self.run_dir, self.run_dir / "videos")
                 except Exception as err:  # noqa: BLE001 - never end a run over a video

@@ -1,4 +1,5 @@
-"""Single-device speed: CUDA backend flags, channels_last, fused optimizers, torch.compile.
+"""Single-device speed: CUDA backend flags, channels_last, GEMM convolutions, fused optimizers,
+torch.compile.
 
 These settings change how fast a run goes, not what it computes (up to floating-point
 rounding), so they live apart from the models, losses and loop. train() and
@@ -22,6 +23,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ganrun.errors import GanrunError
+from ganrun.training.gemm_conv import gemm_convolutions
 from ganrun.training.state import TrainState
 
 log = logging.getLogger("ganrun")
@@ -291,10 +293,14 @@ def accelerate(
     data_shape: tuple[int, ...],
     penalties: list[str],
 ) -> Iterator[Batch]:
-    """Apply trainer.channels_last and trainer.compile to a built (or resumed) state; returns
-    the batches to train on (in channels_last when the models are)."""
+    """Apply trainer.channels_last, trainer.gemm_conv_pixels and trainer.compile to a built (or
+    resumed) state; returns the batches to train on (in channels_last when the models are)."""
     if trainer.get("channels_last", False):
         channels_last(state, data_shape)
+    gemm_pixels = trainer.get("gemm_conv_pixels", 0)
+    for player in state.players.values():
+        for model in player.modules():
+            gemm_convolutions(model, gemm_pixels)
     for player in state.players.values():  # after a resume, or the layout change above
         match_optimizer_layout(player.opt)
     if trainer.get("compile", False):
