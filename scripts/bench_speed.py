@@ -114,6 +114,8 @@ class Mode:
     name: str
     precision: str  # fp32 | bf16
     compile: bool
+    trainer: str | None = None  # a conf/trainer file in place of the device's (cpu / gpu)
+    extra: tuple[str, ...] = ()  # more overrides
 
 
 @dataclass
@@ -140,6 +142,10 @@ CASES = [
     Case("StyleGAN2-32", "stylegan2", 32, 32, STYLEGAN2_CIFAR),
 ]
 MODES = [Mode("ganrun fp32", "fp32", False), Mode("ganrun bf16", "bf16", False)]
+CPU_MODES = [  # the CPU speed preset, with and without its GEMM convolutions
+    Mode("ganrun fp32 fast", "fp32", False, "fast"),
+    Mode("  fast, no GEMM conv", "fp32", False, "fast", ("trainer.gemm_conv_pixels=0",)),
+]
 COMPILED = Mode("ganrun bf16+compile", "bf16", True)
 
 
@@ -149,13 +155,14 @@ def compose_cfg(case: Case, device: torch.device, mode: Mode, quick: bool) -> Di
     overrides = [
         f"model={case.model}",
         "loss=ns",
-        f"trainer={'gpu' if device.type == 'cuda' else 'cpu'}",
+        f"trainer={mode.trainer or ('gpu' if device.type == 'cuda' else 'cpu')}",
         f"trainer.device={device.type}",
         f"trainer.precision={mode.precision}",
         f"trainer.compile={str(mode.compile).lower()}",
         f"trainer.batch_size={case.batch}",
         "trainer.n_samples=16",
         *case.overrides,
+        *mode.extra,
     ]
     if quick:
         overrides += ["model.generator.width=8", "model.discriminator.width=8"]
@@ -438,8 +445,15 @@ def mode_row(name: str, res: Result, ref: Result, flops: float, peak: float) -> 
 
 
 def throughput(args: argparse.Namespace, device: torch.device, peak: float) -> None:
-    modes = MODES + ([] if args.no_compile else [COMPILED])
+    modes = MODES + (CPU_MODES if device.type == "cpu" else [])
+    modes += [] if args.no_compile else [COMPILED]
+    known = [c.name for c in CASES]
+    unknown = sorted(set(args.cases or []) - set(known))
+    if unknown:
+        raise SystemExit(f"--cases {' '.join(unknown)}: not a benchmark model; use {known}")
     for case in CASES:
+        if args.cases and case.name not in args.cases:
+            continue
         ref_cfg = compose_cfg(case, device, Mode("reference", "fp32", False), args.quick)
         shape = (3, case.resolution, case.resolution)
         G, D = build_generator(ref_cfg.model, shape), build_discriminator(ref_cfg, shape)
@@ -718,6 +732,17 @@ def peer_flops(source: str, cfg: DictConfig) -> tuple[list[str], float | None, f
     return lines, theirs, ours
 
 
+def pair_ratios(
+    peer_runs: list[tuple[float, float]], ganrun_runs: list[tuple[float, float]]
+) -> tuple[list[float], list[float]]:
+    """Run i's (wall s, img/s) on both sides -> per-pair whole-process (peer s / ganrun s) and
+    in-loop (ganrun img/s / peer img/s) ratios. Each pair ran back to back, so a drift in the
+    machine's speed over the runs hits both sides of a pair alike."""
+    whole = [p[0] / g[0] for p, g in zip(peer_runs, ganrun_runs, strict=True)]
+    loop = [g[1] / p[1] for p, g in zip(peer_runs, ganrun_runs, strict=True)]
+    return whole, loop
+
+
 def peer_mode(args: argparse.Namespace, device: torch.device, peak: float) -> None:
     path = args.peer.resolve()
     source = path.read_text()
@@ -793,6 +818,12 @@ def peer_mode(args: argparse.Namespace, device: torch.device, peak: float) -> No
     print(
         f"  ganrun/peer: whole-process {pw / gw:.2f}x (peer time / ganrun time), "
         f"in-loop img/s {gr / pr:.2f}x (ganrun / peer)"
+    )
+    whole, loop = pair_ratios(peer_runs, ganrun_runs)
+    print(
+        f"  per pair (run i's peer against run i's ganrun): whole-process median "
+        f"{statistics.median(whole):.2f}x ({min(whole):.2f}-{max(whole):.2f}), in-loop median "
+        f"{statistics.median(loop):.2f}x ({min(loop):.2f}-{max(loop):.2f})"
     )
     again, _ = matmul_peak(device)  # a peak taken while something else ran is too low
     print(
@@ -872,6 +903,9 @@ def main() -> None:
         nargs="+",
         default=[32, 64, 128, 256, 512],
         help="batch sizes",
+    )
+    parser.add_argument(
+        "--cases", nargs="+", default=None, metavar="NAME", help="only these models (DCGAN-64 ...)"
     )
     parser.add_argument("--no-compile", action="store_true", help="skip the compiled mode")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling table")

@@ -267,6 +267,15 @@ def test_run_timed_stamps_lines_in_order(tmp_path):
         bench.run_timed([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, tmp_path / "e")
 
 
+def test_pair_ratios_divide_within_each_pair():
+    peer = [(40.0, 50.0), (60.0, 30.0)]  # the machine slowed down between the pairs
+    ganrun = [(32.0, 75.0), (50.0, 42.0)]
+    whole, loop = bench.pair_ratios(peer, ganrun)
+    assert whole == pytest.approx([1.25, 1.2]) and loop == pytest.approx([1.5, 1.4])
+    with pytest.raises(ValueError):
+        bench.pair_ratios(peer, ganrun[:1])
+
+
 def test_load_average_is_printable():
     text = bench.load_average()
     assert text == "-" or float(text) >= 0
