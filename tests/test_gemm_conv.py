@@ -11,6 +11,7 @@ from conftest import compose_cfg
 from test_train import assert_bit_equal, metrics, run, run_and_resume
 from torch import nn
 
+from ganrun.errors import GanrunError
 from ganrun.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganrun.training.gemm_conv import (
     MIN_WEIGHTS,
@@ -20,6 +21,7 @@ from ganrun.training.gemm_conv import (
     conv_transpose2d_gemm,
     gemm_convolutions,
 )
+from ganrun.training.perf import check_perf_keys
 
 GEOMETRIES = [(4, 2, 1), (3, 1, 1), (4, 1, 0), (1, 1, 0), (5, 2, 2)]  # kernel, stride, padding
 
@@ -150,6 +152,12 @@ def test_small_spectral_norm_layers_and_zero_are_left_alone():
 def test_trainer_fast_turns_it_on():
     assert compose_cfg("trainer=fast").trainer.gemm_conv_pixels == 16
     assert compose_cfg().trainer.gemm_conv_pixels == 0
+
+
+def test_a_negative_value_is_refused_by_name():
+    check_perf_keys(compose_cfg("trainer.gemm_conv_pixels=0").trainer)
+    with pytest.raises(GanrunError, match=r"trainer.gemm_conv_pixels=-1 must be >= 0"):
+        check_perf_keys(compose_cfg("trainer.gemm_conv_pixels=-1").trainer)
 
 
 def test_a_run_with_it_matches_a_run_without_and_resumes_bit_for_bit(tmp_path):

@@ -40,6 +40,13 @@ def check_perf_keys(trainer: DictConfig) -> None:
             f"trainer.compile_mode={mode} is not a torch.compile mode; use one of "
             f"{', '.join(COMPILE_MODES)}."
         )
+    pixels = trainer.get("gemm_conv_pixels", 0)
+    if pixels < 0:
+        raise GanrunError(
+            f"trainer.gemm_conv_pixels={pixels} must be >= 0: the most matmul rows per image "
+            f"(output pixels) a convolution may have to run as one matmul; 0 turns it off, "
+            f"trainer=fast uses 16."
+        )
     backend = trainer.get("compile_backend", "inductor")
     if trainer.get("compile", False):
         known = torch.compiler.list_backends(exclude_tags=())
