@@ -35,7 +35,7 @@ def close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
 def test_conv_and_its_gradients_match_torch(k, s, p, channels_last):
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x = torch.randn(3, 6, 9, 9).contiguous(memory_format=fmt).requires_grad_()
+    x = torch.randn(3, 6, 9, 7).contiguous(memory_format=fmt).requires_grad_()  # not square
     w = torch.randn(5, 6, k, k).contiguous(memory_format=fmt).requires_grad_()
     b = torch.randn(5, requires_grad=True)
     grad = torch.randn_like(F.conv2d(x, w, b, s, p))
