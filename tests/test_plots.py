@@ -213,7 +213,7 @@ def test_one_grid_makes_no_timelapse(runs, tmp_path, caplog):
         written = RunVisuals(folder, True, True).finish(4)
     assert [p.parent.name for p in written] == ["plots"] * 3
     assert not (folder / "videos").exists()
-    assert "needs two" in caplog.text
+    assert "needs 2" in caplog.text
     shutil.copy(grids[1], grids[0])
     assert [p.name for p in RunVisuals(folder, False, True).finish(4)] == [
         "timelapse.mp4",

@@ -62,10 +62,12 @@ class RunVisuals:
             from ganrun.sampling.timelapse import step_grids, write_timelapse
 
             grids = len(step_grids(self.run_dir))
-            if grids == 1:  # one frame shows no change; encoding it costs a second or more
+            if 0 < grids < MIN_FRAMES:  # one frame shows no change; encoding it costs ~1 s
                 log.info(
-                    "time-lapse not written: the run drew one sample grid and a time-lapse "
-                    "needs two (trainer.sample_every=N draws one every N steps)"
+                    "time-lapse not written: the run drew %d sample grid(s) and a time-lapse "
+                    "needs %d (trainer.sample_every=N draws one every N steps)",
+                    grids,
+                    MIN_FRAMES,
                 )
             if grids >= MIN_FRAMES:
                 try:

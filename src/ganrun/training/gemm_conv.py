@@ -80,6 +80,11 @@ class Col2im(Function):
         return Im2col.apply(grad, k, s, ho, wo), None, None, None, None
 
 
+def _out_size(size: int, k: int, s: int, p: int) -> int:
+    """A convolution's output length along one axis."""
+    return (size + 2 * p - k) // s + 1
+
+
 def conv2d_gemm(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int
 ) -> torch.Tensor:
@@ -87,7 +92,7 @@ def conv2d_gemm(
     the result is NCHW-shaped in channels_last memory."""
     n, c, h, w = x.shape
     o, _, k, _ = weight.shape
-    ho, wo = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    ho, wo = _out_size(h, k, stride, padding), _out_size(w, k, stride, padding)
     xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, padding, padding, padding, padding))
     cols = Im2col.apply(xp, k, stride, ho, wo).reshape(n * ho * wo, k * k * c)
     wm = weight.permute(0, 2, 3, 1).reshape(o, k * k * c)  # a view for a channels_last weight
@@ -143,8 +148,9 @@ class GemmConv2d(nn.Conv2d):
         if not _plain_fp32_cpu(self, x):
             return False
         k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
-        ho, wo = (x.shape[2] + 2 * p - k) // s + 1, (x.shape[3] + 2 * p - k) // s + 1
-        return ho * wo <= self.gemm_max_pixels
+        return _out_size(x.shape[2], k, s, p) * _out_size(x.shape[3], k, s, p) <= (
+            self.gemm_max_pixels
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.uses_gemm(x):
